@@ -1,0 +1,58 @@
+"""heisd_ros: HeiSD hybrid speculative decoding for VLA policies, as a ROS 2 node suite.
+
+Installs as a plain Python package (pip) or as an ament_python package (colcon).
+The ROS 2 runtime itself is not a pip dependency: it comes from a ROS 2 install
+or from the ros-kilted-* wheels listed in requirements/ros-wheels.txt.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "heisd_ros"
+
+# Node executables: console scripts for pip, lib/heisd_ros/<name> for ros2 run / launch.
+NODES = [
+    "kinematic_encoder",
+    "retrieval_cache",
+    "drafter",
+    "verifier",
+    "coordinator",
+    "sim_bridge",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description=__doc__.splitlines()[0],
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    python_requires=">=3.10",
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    package_data={PACKAGE: ["bundles/**/*", "config/*.yaml"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.26,<2",
+        "scipy>=1.10",
+        "torch>=2.4",
+        "transformers>=5.0,<6",
+        "safetensors>=0.4",
+        "hnswlib>=0.8",
+        "rosbags>=0.10",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "sim": ["mujoco==3.9.0", "robosuite==1.5.2"],
+        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"],
+    },
+    entry_points={
+        "console_scripts": [f"heisd = {PACKAGE}.cli:main"]
+        + [f"heisd-{n.replace('_', '-')} = {PACKAGE}.nodes.{n}:main" for n in NODES],
+    },
+    zip_safe=False,
+)
