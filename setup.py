@@ -32,7 +32,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    package_data={PACKAGE: ["bundles/**/*", "config/*.yaml"]},
+    package_data={PACKAGE: ["bundles/**/*", "ros/*.xml"]},
     include_package_data=True,
     install_requires=[
         "numpy>=1.26,<2",

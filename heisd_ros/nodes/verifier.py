@@ -1,0 +1,23 @@
+"""Verifier: the full VLA; verifies candidate action tokens in one forward pass and decodes the rest."""
+from __future__ import annotations
+
+import sys
+
+from heisd_ros.nodes.base import OK, HeisdNode, run
+
+
+class VerifierNode(HeisdNode):
+    NODE_NAME = "verifier"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_status(OK, "parameters loaded")
+        self.get_logger().info("started with " + ", ".join(f"{k}={v!r}" for k, v in self.params.values().items()))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(VerifierNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

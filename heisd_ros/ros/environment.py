@@ -1,0 +1,29 @@
+"""Environment of a heisd_ros process graph: DDS isolation and discovery tuning.
+
+Used by ``heisd bringup``, the demo and the tests so that every process of one
+graph shares a domain, discovers only on this host, and uses the Fast DDS
+profile shipped with the package.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+FASTDDS_PROFILE = Path(__file__).with_name("fastdds_profile.xml")
+
+
+def graph_environment(domain_id: int | None = None, base: Mapping[str, str] | None = None,
+                      localhost_only: bool = True) -> dict[str, str]:
+    """A copy of ``base`` (default: os.environ) set up for one node graph."""
+    env = dict(os.environ if base is None else base)
+    if domain_id is not None:
+        if not 0 <= domain_id <= 101:
+            raise ValueError(f"ROS_DOMAIN_ID must be in 0..101, got {domain_id}")
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    if localhost_only:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
