@@ -23,6 +23,9 @@ from heisd_ros.ros.param_specs import NODE_PARAMS
 
 log = logging.getLogger("heisd.graph")
 
+# The inference graph; the simulation bridge is added when a simulated robot is wanted.
+DEFAULT_NODES = ("kinematic_encoder", "retrieval_cache", "drafter", "verifier", "coordinator")
+
 
 def node_command(node: str, params_file: str | Path, extra_ros_args: Sequence[str] = ()) -> list[str]:
     """Command line of one node: its console script next to this Python, else ``python -m``."""
