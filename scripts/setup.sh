@@ -49,13 +49,17 @@ if [[ ! -x $VENV/bin/python ]]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/requirements/constraints.txt")
+pip_install() {  # pip, without the notes this machine's pip configuration prints for every package
+  "${PIP[@]}" "$@" 2>&1 | { grep -v -e "^WARNING: Location 'file:" -e "BuildBackendWarning" || true; }
+  return "${PIPESTATUS[0]}"
+}
 
 # 3. Python packages: ROS 2 wheels, CPU torch first (the pin keeps pip off CUDA builds), then the project.
 deps_key=$(digest "$ROOT/requirements/"*.txt "$ROOT/setup.py" "$ROOT/setup.cfg")
 if ! stamp_ok python-deps "$deps_key"; then
   log "installing ROS 2 Kilted wheels, torch (CPU) and heisd_ros[sim,test]"
-  "${PIP[@]}" -r "$ROOT/requirements/ros-wheels.txt" torch==2.13.0
-  "${PIP[@]}" -e "$ROOT[sim,test]"
+  pip_install -r "$ROOT/requirements/ros-wheels.txt" torch==2.13.0
+  pip_install -e "$ROOT[sim,test]"
   stamp_set python-deps "$deps_key"
 else
   log "Python packages up to date"
@@ -68,6 +72,7 @@ if ! stamp_ok heisd-msgs "$msgs_key" || ! "$VENV/bin/python" -c "import heisd_ms
   log "building heisd_msgs"
   BUILD=$ROOT/build/msg
   rm -rf "$BUILD"
+  mkdir -p "$BUILD"
   export AMENT_PREFIX_PATH=$VENV
   cmake -S "$ROOT/msg" -B "$BUILD" -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
     -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" >"$BUILD.log" 2>&1 \
