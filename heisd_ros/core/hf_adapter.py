@@ -235,6 +235,8 @@ class HFCausalVLA:
         """Greedy n bins after ``prefix``, reusing every cached token that matches it."""
         st = self._state(state)
         prefix = check_prefix(prefix, n, self.n_bins, self.tokens_per_step)
+        if n == 0:
+            return np.zeros(0, np.int64)  # nothing to predict: feeding the prefix would waste a pass
         self._sync(st, prefix)
         out: list[int] = []
         for i in range(n):

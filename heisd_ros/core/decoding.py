@@ -1,0 +1,225 @@
+"""Decoding strategies with one public surface: ``step(obs, metric) -> StepResult`` and ``reset()``.
+
+Why one surface: the coordinator node, the benchmarks and the evaluation compare plain
+autoregressive decoding, drafter SD, retrieval SD and the HeiSD hybrid by swapping the
+object, and every strategy fills ``StepStats`` the same way (stats.py conventions).
+
+The shared speculative step (``speculate``): prefill the observation (1 forward
+pass); if the draft is not empty, score all K candidates in ONE pass (tree mask) and
+let the acceptance rule pick a candidate and its accepted prefix; the VLA's greedy
+token at the first rejected position comes free from that pass (the bonus token);
+greedy decoding then completes the H * D tokens, reusing the kept chain's cache (1
+pass per further token). With strict acceptance the result is exactly the VLA's
+greedy output whatever the draft was.
+
+``HybridDecoder`` (HeiSD): branch = choose_branch(metric, tau): AR while M is
+undefined, drafter SD if M <= tau, retrieval SD if M > tau with verify-skip (a skipped
+step executes the top-1 retrieved actions with no VLA call). The skip schedule resets
+whenever the drafter or AR branch runs. An unusable retrieval (unknown task, empty
+index) falls back to the drafter branch, noted in ``StepResult.note`` and the log.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from heisd_ros.core.acceptance import BlockRule, block_relaxed_accept, strict_accept, token_relaxed_accept
+from heisd_ros.core.drafters import Draft, Drafter, DraftRequest, NoDrafter, check_compatible
+from heisd_ros.core.errors import InvalidInputError
+from heisd_ros.core.fused_metric import MetricValue, choose_branch
+from heisd_ros.core.model import VLAModel
+from heisd_ros.core.observation import Observation
+from heisd_ros.core.stats import Branch, StepStats
+from heisd_ros.core.verify_skip import FixedSkipSchedule, SkipSchedule
+
+log = logging.getLogger(__name__)
+
+_MODES = ("strict", "token", "block")
+
+
+@dataclass(frozen=True)
+class AcceptanceConfig:
+    """How verified drafts are accepted: "strict" (exact), "token" (|d - t| <= radius, Spec-VLA), "block" (HeiSD)."""
+
+    mode: str = "strict"
+    radius: int = 9
+    block_rule: BlockRule = field(default_factory=BlockRule)
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise InvalidInputError(f"acceptance mode must be one of {_MODES}, got {self.mode!r}")
+        if not isinstance(self.radius, int) or self.radius < 0:
+            raise InvalidInputError(f"radius must be an integer >= 0, got {self.radius!r}")
+
+    def decide(self, candidates: np.ndarray, targets: np.ndarray, action_dim: int) -> tuple[int, int]:
+        """(kept candidate, accepted tokens) for (K, L) drafts against the VLA's (K, L) greedy targets.
+
+        The kept candidate is the one with the longest accepted prefix (first on ties);
+        for "block" the block rule's survivor (candidate 0 with 0 accepted if none).
+        """
+        if self.mode == "block":
+            decision = block_relaxed_accept(candidates, targets, self.block_rule, action_dim)
+            return max(decision.best, 0), decision.accepted
+        if self.mode == "token":
+            per = [token_relaxed_accept(c, t, self.radius) for c, t in zip(candidates, targets)]
+        else:
+            per = [strict_accept(c, t) for c, t in zip(candidates, targets)]
+        best = int(np.argmax(per))
+        return best, int(per[best])
+
+
+@dataclass
+class StepResult:
+    """One action chunk: bins (H*D,), actions (H, D) in controller units, its stats, and a note on fallbacks."""
+
+    bins: np.ndarray
+    actions: np.ndarray
+    stats: StepStats
+    note: str = ""
+
+
+def speculate(model: VLAModel, obs: Observation, draft: Draft, acceptance: AcceptanceConfig, stats: StepStats) -> np.ndarray:
+    """Prefill, verify ``draft`` in one pass, complete greedily; fills stats' counters and timings."""
+    total = model.tokens_per_step
+    passes0 = model.forward_passes
+    t0 = time.perf_counter()
+    state = model.prefill(obs)
+    t1 = time.perf_counter()
+    prefix = np.zeros(0, np.int64)
+    if not draft.empty:
+        candidates = draft.candidates
+        logits = model.score(state, candidates)
+        targets = logits[:, :-1].argmax(axis=-1)
+        best, accepted = acceptance.decide(candidates, targets, model.action_dim)
+        length = candidates.shape[1]
+        prefix = candidates[best, :accepted]
+        if accepted < total:  # the VLA's own token right after the accepted prefix comes with the pass
+            prefix = np.append(prefix, int(logits[best, accepted].argmax()))
+        stats.drafted, stats.accepted, stats.candidates = length, accepted, candidates.shape[0]
+        stats.accepted_per_position = [1] * accepted + [0] * (length - accepted)
+    t2 = time.perf_counter()
+    rest = model.decode(state, prefix, total - prefix.size)
+    t3 = time.perf_counter()
+    stats.prefill_s, stats.verify_s, stats.decode_s = t1 - t0, t2 - t1, t3 - t2
+    stats.forward_passes = model.forward_passes - passes0
+    bins = np.concatenate([prefix, rest]).astype(np.int64)
+    stats.emitted = bins.size
+    return bins
+
+
+def _finish(model: VLAModel, bins: np.ndarray, stats: StepStats, draft: Draft, start: float, note: str = "") -> StepResult:
+    """Attach draft timings and total latency; de-tokenise."""
+    stats.draft_s += draft.draft_s
+    stats.retrieval_s += draft.retrieval_s
+    stats.total_s = time.perf_counter() - start
+    actions = model.tokenizer.decode(bins.reshape(model.horizon, model.action_dim))
+    return StepResult(bins=bins, actions=actions, stats=stats, note=note)
+
+
+class SpeculativeDecoder:
+    """Speculative decoding with one drafter and one acceptance rule (drafter SD or retrieval SD).
+
+    The step is reported under ``drafter.branch``; an empty draft degrades to plain
+    autoregressive decoding for that step (no verification pass is spent).
+    """
+
+    def __init__(self, model: VLAModel, drafter: Drafter, acceptance: AcceptanceConfig | None = None) -> None:
+        check_compatible(model, drafter)
+        acceptance = acceptance or AcceptanceConfig()
+        if acceptance.mode == "block":
+            acceptance.block_rule.validate(model.action_dim)
+        self.model = model
+        self.drafter = drafter
+        self.acceptance = acceptance
+
+    def step(self, obs: Observation, metric: MetricValue | None = None) -> StepResult:
+        """Draft, verify, complete one chunk; ``metric`` is accepted for a uniform surface and unused."""
+        start = time.perf_counter()
+        obs.validate()
+        draft = self.drafter.propose(DraftRequest(obs, self.model.tokens_per_step))
+        stats = StepStats(branch=self.drafter.branch)
+        bins = speculate(self.model, obs, draft, self.acceptance, stats)
+        if not draft.empty:
+            self.drafter.update(stats.drafted, stats.accepted)
+        return _finish(self.model, bins, stats, draft, start, draft.reason if draft.empty else "")
+
+    def reset(self) -> None:
+        """New episode."""
+        self.drafter.reset()
+
+
+class ARDecoder(SpeculativeDecoder):
+    """Plain autoregressive greedy decoding: the baseline every speedup is measured against."""
+
+    def __init__(self, model: VLAModel) -> None:
+        super().__init__(model, NoDrafter())
+
+
+class HybridDecoder:
+    """HeiSD: fused-metric branch choice between AR, drafter SD and retrieval SD with verify-skip."""
+
+    def __init__(
+        self,
+        model: VLAModel,
+        model_drafter: Drafter,
+        retrieval_drafter: Drafter,
+        tau: float,
+        drafter_acceptance: AcceptanceConfig | None = None,
+        retrieval_acceptance: AcceptanceConfig | None = None,
+        skip_schedule: SkipSchedule | None = None,
+    ) -> None:
+        if not np.isfinite(tau):
+            raise InvalidInputError(f"tau must be a finite number, got {tau!r}")
+        self.model = model
+        self.tau = float(tau)
+        self.drafter_sd = SpeculativeDecoder(model, model_drafter, drafter_acceptance or AcceptanceConfig("token", 9))
+        self.retrieval_sd = SpeculativeDecoder(model, retrieval_drafter, retrieval_acceptance or AcceptanceConfig("block"))
+        self.ar = ARDecoder(model)
+        self.skip_schedule = skip_schedule if skip_schedule is not None else FixedSkipSchedule()
+
+    def step(self, obs: Observation, metric: MetricValue | None = None) -> StepResult:
+        """One chunk from the branch the metric selects (AR when metric is None or undefined)."""
+        if metric is not None and not isinstance(metric, MetricValue):
+            raise InvalidInputError(f"metric must be a MetricValue or None, got {type(metric).__name__}")
+        branch = Branch.AR if metric is None else choose_branch(metric, self.tau)
+        if branch is Branch.RETRIEVAL:
+            return self._retrieval_step(obs)
+        self.skip_schedule.reset()
+        return (self.drafter_sd if branch is Branch.DRAFTER else self.ar).step(obs)
+
+    def _retrieval_step(self, obs: Observation) -> StepResult:
+        start = time.perf_counter()
+        obs.validate()
+        sd = self.retrieval_sd
+        total = self.model.tokens_per_step
+        draft = sd.drafter.propose(DraftRequest(obs, total))
+        if draft.empty:
+            note = f"{draft.reason}; used the drafter branch"
+            log.warning(note)
+            self.skip_schedule.reset()
+            result = self.drafter_sd.step(obs)
+            result.stats.retrieval_s += draft.retrieval_s
+            result.stats.total_s = time.perf_counter() - start
+            result.note = note
+            return result
+        full = draft.candidates.shape[1] == total and draft.actions is not None
+        if full and self.skip_schedule.should_skip():
+            stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=total, candidates=draft.candidates.shape[0])
+            stats.retrieval_s = draft.retrieval_s
+            stats.total_s = time.perf_counter() - start
+            return StepResult(bins=draft.candidates[0].copy(), actions=draft.actions.copy(), stats=stats)
+        stats = StepStats(branch=Branch.RETRIEVAL)
+        bins = speculate(self.model, obs, draft, sd.acceptance, stats)
+        sd.drafter.update(stats.drafted, stats.accepted)
+        if full:
+            self.skip_schedule.record(stats.accepted == total)
+        return _finish(self.model, bins, stats, draft, start)
+
+    def reset(self) -> None:
+        """New episode: schedules and drafters forget their history."""
+        self.skip_schedule.reset()
+        self.drafter_sd.reset()
+        self.retrieval_sd.reset()

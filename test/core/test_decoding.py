@@ -1,0 +1,265 @@
+"""Decoding strategies against the HF generate oracle: exact under strict acceptance, bounded under relaxed."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from heisd_ros.core.acceptance import BlockRule
+from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
+from heisd_ros.core.drafters import Draft, ModelDrafter, NoDrafter
+from heisd_ros.core.errors import InvalidInputError
+from heisd_ros.core.fused_metric import MetricValue
+from heisd_ros.core.hf_adapter import HFCausalVLA
+from heisd_ros.core.stats import Branch
+from heisd_ros.core.tokenizer import ActionTokenizer
+from heisd_ros.core.verify_skip import FixedSkipSchedule, NoSkipSchedule
+
+from conftest import N_BINS, hf_greedy, make_obs, make_vla, tiny_llama
+
+L = 7
+STRICT = AcceptanceConfig("strict")
+
+
+class FixedDrafter:
+    """Test drafter proposing given candidates (built from the oracle's own output)."""
+
+    action_dim = None
+    n_bins = None
+
+    def __init__(self, candidates, actions=None, branch=Branch.RETRIEVAL):
+        self.candidates = np.atleast_2d(np.asarray(candidates, np.int64))
+        self.actions = actions
+        self.branch = branch
+        self.feedback = []
+
+    def propose(self, request):
+        return Draft(candidates=self.candidates, actions=self.actions)
+
+    def update(self, drafted, accepted):
+        self.feedback.append((drafted, accepted))
+
+    def reset(self):
+        self.feedback.clear()
+
+
+def metric(fused: float | None) -> MetricValue:
+    if fused is None:
+        return MetricValue(False, *(math.nan,) * 5)
+    return MetricValue(True, 1.0, 0.1, fused, fused, fused)
+
+
+def relaxed_chain(vla, obs, deltas) -> np.ndarray:
+    """Chain whose token j is the VLA's greedy token after chain[:j], shifted by deltas[j] bins."""
+    chain: list[int] = []
+    for d in deltas:
+        target = int(hf_greedy(vla, obs, 1, prefix_bins=np.asarray(chain, np.int64))[0])
+        shifted = target + d if 0 <= target + d < N_BINS else target - d
+        chain.append(shifted)
+    return np.asarray(chain, np.int64)
+
+
+def test_ar_decoder_is_hf_generate(vlas):
+    for vla in vlas:
+        for i in range(3):
+            obs = make_obs(i)
+            result = ARDecoder(vla).step(obs)
+            np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, L))
+            s = result.stats
+            assert (s.branch, s.drafted, s.accepted, s.emitted, s.forward_passes) == (Branch.AR, 0, 0, L, L)
+            assert result.actions.shape == (1, 7)
+            np.testing.assert_allclose(result.actions, vla.tokenizer.decode(result.bins.reshape(1, 7)))
+            assert s.total_s >= s.prefill_s + s.decode_s > 0
+
+
+@pytest.mark.parametrize("accepted_right", [7, 0, 1, 3, 6])
+def test_strict_sd_is_exact_for_right_wrong_and_partly_right_drafts(vlas, accepted_right):
+    for vla in vlas:
+        for i in range(2):
+            obs = make_obs(i)
+            ref = hf_greedy(vla, obs, L)
+            draft = ref.copy()
+            draft[accepted_right:] = (ref[accepted_right:] + 1) % N_BINS
+            drafter = FixedDrafter(draft, branch=Branch.DRAFTER)
+            result = SpeculativeDecoder(vla, drafter, STRICT).step(obs)
+            np.testing.assert_array_equal(result.bins, ref)
+            s = result.stats
+            assert (s.drafted, s.accepted, s.candidates) == (L, accepted_right, 1)
+            # prefill + verify (+ bonus token free) + one pass per remaining token
+            assert s.forward_passes == (2 if accepted_right == L else L - accepted_right + 1)
+            assert s.accepted_per_position == [1] * accepted_right + [0] * (L - accepted_right)
+            assert drafter.feedback == [(L, accepted_right)]
+
+
+def test_strict_sd_with_a_real_drafter_model_is_exact(vlas):
+    small = make_vla(7, hidden=32, layers=1)
+    for vla in vlas:
+        decoder = SpeculativeDecoder(vla, ModelDrafter(small, adaptive=False), STRICT)
+        for i in range(3):
+            obs = make_obs(i)
+            result = decoder.step(obs)
+            np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, L))
+            assert result.stats.draft_s > 0 and result.stats.branch is Branch.DRAFTER
+
+
+def test_self_drafting_accepts_everything_in_two_passes(vlas):
+    vla = vlas[0]
+    result = SpeculativeDecoder(vla, ModelDrafter(vla), STRICT).step(make_obs(1))
+    assert (result.stats.accepted, result.stats.forward_passes) == (L, 2)
+
+
+def test_multi_candidate_strict_keeps_longest_match(vlas):
+    vla = vlas[1]
+    obs = make_obs(2)
+    ref = hf_greedy(vla, obs, L)
+    cands = np.stack([np.r_[ref[:2], (ref[2:] + 3) % N_BINS], np.r_[ref[:5], (ref[5:] + 3) % N_BINS], (ref + 9) % N_BINS])
+    result = SpeculativeDecoder(vla, FixedDrafter(cands), STRICT).step(obs)
+    np.testing.assert_array_equal(result.bins, ref)
+    assert (result.stats.accepted, result.stats.candidates, result.stats.forward_passes) == (5, 3, 3)
+
+
+def test_token_relaxed_accepts_within_radius(vlas):
+    vla, obs, r = vlas[2], make_obs(0), 9
+    chain = relaxed_chain(vla, obs, [r, -r, 4, 0, -7, r, 2])
+    result = SpeculativeDecoder(vla, FixedDrafter(chain), AcceptanceConfig("token", r)).step(obs)
+    assert (result.stats.accepted, result.stats.forward_passes) == (L, 2)
+    np.testing.assert_array_equal(result.bins, chain)
+    assert abs(int(result.bins[0]) - int(hf_greedy(vla, obs, 1)[0])) <= r  # token 0 vs AR
+    # strict acceptance of the same draft stops at the first shifted token and stays exact
+    strict = SpeculativeDecoder(vla, FixedDrafter(chain), STRICT).step(obs)
+    np.testing.assert_array_equal(strict.bins, hf_greedy(vla, obs, L))
+    assert strict.stats.accepted == 0
+
+
+def test_token_relaxed_rejects_outside_radius_and_continues_with_the_vla(vlas):
+    vla, obs, r = vlas[0], make_obs(1), 9
+    chain = relaxed_chain(vla, obs, [3, 0, -5, r + 1, 0, 0, 0])
+    result = SpeculativeDecoder(vla, FixedDrafter(chain), AcceptanceConfig("token", r)).step(obs)
+    assert result.stats.accepted == 3
+    np.testing.assert_array_equal(result.bins[:3], chain[:3])
+    np.testing.assert_array_equal(result.bins[3:], hf_greedy(vla, obs, 4, prefix_bins=chain[:3]))
+
+
+def test_block_relaxed_over_candidates_in_one_pass(vlas):
+    vla, obs = vlas[1], make_obs(2)
+    passing = relaxed_chain(vla, obs, [10, -10, 10, 20, 0, -20, 5])  # sums 30 / 40 / 5, max 20 < 25
+    failing_second_block = relaxed_chain(vla, obs, [0, 0, 0, 24, 24, 0, 0])  # sum 48 >= 45
+    decoder = SpeculativeDecoder(vla, FixedDrafter(np.stack([failing_second_block, passing])), AcceptanceConfig("block"))
+    result = decoder.step(obs)
+    assert (result.stats.accepted, result.stats.candidates, result.stats.forward_passes) == (L, 2, 2)
+    np.testing.assert_array_equal(result.bins, passing)
+    alone = SpeculativeDecoder(vla, FixedDrafter(failing_second_block), AcceptanceConfig("block")).step(obs)
+    assert alone.stats.accepted == 3  # decoding continues from the failed block with the VLA
+    np.testing.assert_array_equal(alone.bins[:3], failing_second_block[:3])
+    np.testing.assert_array_equal(alone.bins[3:], hf_greedy(vla, obs, 4, prefix_bins=failing_second_block[:3]))
+
+
+def test_block_with_longer_horizon_and_strict_oracle():
+    vla = make_vla(5, horizon=2)
+    obs = make_obs(1)
+    ref = hf_greedy(vla, obs, 14)
+    wrong = np.r_[ref[:10], (ref[10:] + 40) % N_BINS]
+    result = SpeculativeDecoder(vla, FixedDrafter(wrong), STRICT).step(obs)
+    np.testing.assert_array_equal(result.bins, ref)
+    assert result.actions.shape == (2, 7)
+    block = SpeculativeDecoder(vla, FixedDrafter(wrong), AcceptanceConfig("block")).step(obs)
+    assert block.stats.accepted == 10  # action 1's orientation block fails: 7 + 3 tokens kept
+    np.testing.assert_array_equal(block.bins, ref)
+
+
+def _hybrid(vla, retrieval, schedule=None, drafter=None):
+    return HybridDecoder(
+        vla,
+        drafter or ModelDrafter(make_vla(7, hidden=32, layers=1)),
+        retrieval,
+        tau=0.3,
+        drafter_acceptance=STRICT,
+        retrieval_acceptance=STRICT,
+        skip_schedule=schedule or NoSkipSchedule(),
+    )
+
+
+def test_hybrid_every_branch_is_exact_under_strict_acceptance(vlas):
+    for vla in vlas:
+        obs = make_obs(0)
+        ref = hf_greedy(vla, obs, L)
+        retrieval = FixedDrafter(np.stack([np.r_[ref[:4], (ref[4:] + 1) % N_BINS], (ref + 50) % N_BINS]))
+        hybrid = _hybrid(vla, retrieval)
+        for value, branch in [(None, Branch.AR), (metric(None), Branch.AR), (metric(0.1), Branch.DRAFTER),
+                              (metric(0.3), Branch.DRAFTER), (metric(0.9), Branch.RETRIEVAL)]:
+            result = hybrid.step(obs, value)
+            assert result.stats.branch is branch
+            np.testing.assert_array_equal(result.bins, ref)
+        assert result.stats.accepted == 4 and result.stats.candidates == 2
+
+
+def test_hybrid_verify_skip_executes_retrieved_actions_without_vla(vlas):
+    vla = vlas[0]
+    obs = make_obs(1)
+    ref = hf_greedy(vla, obs, L)
+    payload = np.full((1, 7), 0.25)
+    hybrid = _hybrid(vla, FixedDrafter(ref, actions=payload), FixedSkipSchedule(2, 1))
+    branches = []
+    for value in [0.9, 0.9, 0.9, 0.9, 0.1, 0.9]:
+        before = vla.forward_passes
+        result = hybrid.step(obs, metric(value))
+        branches.append(result.stats.branch)
+        if result.stats.branch is Branch.RETRIEVAL_SKIP:
+            assert vla.forward_passes == before and result.stats.forward_passes == 0
+            np.testing.assert_array_equal(result.bins, ref)
+            np.testing.assert_array_equal(result.actions, payload)
+    S, V, D = Branch.RETRIEVAL_SKIP, Branch.RETRIEVAL, Branch.DRAFTER
+    assert branches == [S, S, V, S, D, S]  # the drafter branch restarts the 2:1 cycle
+
+
+def test_hybrid_falls_back_to_drafter_when_retrieval_is_empty(vlas, caplog):
+    class Unavailable(FixedDrafter):
+        def propose(self, request):
+            return Draft(reason="retrieval unavailable: unknown task 'x'")
+
+    vla = vlas[1]
+    obs = make_obs(0)
+    result = _hybrid(vla, Unavailable(np.zeros((1, 7)))).step(obs, metric(0.9))
+    assert result.stats.branch is Branch.DRAFTER
+    assert "unknown task" in result.note and "drafter branch" in result.note
+    assert "unknown task" in caplog.text
+    np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, L))
+
+
+def test_bad_inputs(vlas):
+    vla = vlas[0]
+    with pytest.raises(InvalidInputError, match="NaN"):
+        ARDecoder(vla).step(dataclasses.replace(make_obs(0), proprio=np.array([np.nan])))
+    six = HFCausalVLA(tiny_llama(0), ActionTokenizer(-np.ones(6), np.ones(6)), 1, vla.prompt_builder)
+    with pytest.raises(InvalidInputError, match="dimension 6"):
+        SpeculativeDecoder(vla, ModelDrafter(six))
+    with pytest.raises(InvalidInputError, match="dimension 6"):
+        HybridDecoder(vla, ModelDrafter(six), NoDrafter(), tau=0.3)
+    with pytest.raises(InvalidInputError, match="mode"):
+        AcceptanceConfig("fuzzy")
+    with pytest.raises(InvalidInputError, match="radius"):
+        AcceptanceConfig("token", -1)
+    with pytest.raises(InvalidInputError, match="cover"):
+        SpeculativeDecoder(vla, NoDrafter(), AcceptanceConfig("block", block_rule=BlockRule(((0, 1, 2), (3, 4)))))
+    with pytest.raises(InvalidInputError, match="tau"):
+        HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=float("nan"))
+    with pytest.raises(InvalidInputError, match="MetricValue"):
+        HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3).step(make_obs(0), 0.5)
+
+
+def test_model_drafter_adapts_draft_length(vlas):
+    drafter = ModelDrafter(vlas[0], num_tokens=3)
+    drafter.update(3, 3)
+    assert drafter.num_tokens == 5
+    drafter.update(5, 5)
+    assert drafter.num_tokens == 7  # capped at one step
+    drafter.update(7, 2)
+    assert drafter.num_tokens == 6
+    result = SpeculativeDecoder(vlas[0], drafter, STRICT).step(make_obs(0))
+    assert result.stats.drafted == 6
+    drafter.reset()
+    assert drafter.num_tokens == 3
+    with pytest.raises(InvalidInputError, match="min_tokens"):
+        ModelDrafter(vlas[0], num_tokens=8)
