@@ -26,6 +26,7 @@ import numpy as np
 from heisd_ros.core.errors import EmptyIndexError, InvalidInputError, UnknownTaskError
 from heisd_ros.core.model import VLAModel
 from heisd_ros.core.observation import Observation
+from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.core.stats import Branch
 
 
@@ -161,15 +162,15 @@ class ModelDrafter:
 class RetrievalDrafter:
     """Top-K stored action sequences of the nearest observations of the same task.
 
-    datastore: a RetrievalDatastore (or anything with ``query`` and ``action_dim`` /
-    ``horizon``); model: the VLA whose ``embed(obs)`` produced the datastore keys (no
+    datastore: a RetrievalDatastore; model: the VLA whose ``embed(obs)`` produced the datastore keys (no
     VLA forward pass is spent). The collection is chosen by ``obs.instruction``; joint
-    positions refine the lookup when ``use_joints`` and the observation has any.
+    positions refine the lookup when ``use_joints``, the observation has any and the
+    collection stores them.
     """
 
     branch = Branch.RETRIEVAL
 
-    def __init__(self, datastore, model: VLAModel, k: int = 5, use_joints: bool = True) -> None:
+    def __init__(self, datastore: RetrievalDatastore, model: VLAModel, k: int = 5, use_joints: bool = True) -> None:
         if not isinstance(k, int) or k < 1:
             raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
         if datastore.action_dim != model.action_dim:
@@ -189,9 +190,10 @@ class RetrievalDrafter:
         _check_request(request)
         start = time.perf_counter()
         obs = request.obs
-        joints = obs.joint_positions if self.use_joints and len(obs.joint_positions) else None
         key = self.model.embed(obs)
         try:
+            with_joints = self.use_joints and len(obs.joint_positions) and self.datastore.has_joints(obs.instruction)
+            joints = obs.joint_positions if with_joints else None
             hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints)
         except (UnknownTaskError, EmptyIndexError) as exc:
             return Draft(retrieval_s=time.perf_counter() - start, reason=f"retrieval unavailable: {exc}")

@@ -95,3 +95,27 @@ def hf_greedy(vla: HFCausalVLA, obs: Observation, n: int, prefix_bins: np.ndarra
 def vlas() -> list[HFCausalVLA]:
     """Three tiny VLAs with different seeds, shared across tests (read-only models)."""
     return [make_vla(seed) for seed in (0, 1, 2)]
+
+
+def build_store(vla: HFCausalVLA, observations: list[Observation], with_joints: bool = True):
+    """A real RetrievalDatastore whose entries are the VLA's own greedy chunks for the observations.
+
+    One collection per instruction; a lookup with one of these observations finds its own
+    entry first (a familiar-motion regime where retrieval is right).
+    """
+    from heisd_ros.core.retrieval import RetrievalDatastore
+
+    store = RetrievalDatastore(embed_dim=vla.model.config.hidden_size, horizon=vla.horizon, action_dim=vla.action_dim)
+    for task in sorted({o.instruction for o in observations}):
+        group = [o for o in observations if o.instruction == task]
+        tokens = np.stack([hf_greedy(vla, o, vla.tokens_per_step) for o in group])
+        store.build(
+            task,
+            embeddings=np.stack([vla.embed(o) for o in group]),
+            actions=vla.tokenizer.decode(tokens.reshape(len(group), vla.horizon, vla.action_dim)),
+            tokens=tokens,
+            episodes=np.arange(len(group)),
+            steps=np.zeros(len(group), np.int64),
+            joint_positions=np.stack([o.joint_positions for o in group]) if with_joints else None,
+        )
+    return store

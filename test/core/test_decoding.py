@@ -9,15 +9,16 @@ import pytest
 
 from heisd_ros.core.acceptance import BlockRule
 from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
-from heisd_ros.core.drafters import Draft, ModelDrafter, NoDrafter
+from heisd_ros.core.drafters import Draft, ModelDrafter, NoDrafter, RetrievalDrafter
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import MetricValue
 from heisd_ros.core.hf_adapter import HFCausalVLA
+from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.core.stats import Branch
 from heisd_ros.core.tokenizer import ActionTokenizer
 from heisd_ros.core.verify_skip import FixedSkipSchedule, NoSkipSchedule
 
-from conftest import N_BINS, hf_greedy, make_obs, make_vla, tiny_llama
+from conftest import N_BINS, build_store, hf_greedy, make_obs, make_vla, tiny_llama
 
 L = 7
 STRICT = AcceptanceConfig("strict")
@@ -214,18 +215,35 @@ def test_hybrid_verify_skip_executes_retrieved_actions_without_vla(vlas):
     assert branches == [S, S, V, S, D, S]  # the drafter branch restarts the 2:1 cycle
 
 
-def test_hybrid_falls_back_to_drafter_when_retrieval_is_empty(vlas, caplog):
-    class Unavailable(FixedDrafter):
-        def propose(self, request):
-            return Draft(reason="retrieval unavailable: unknown task 'x'")
-
+@pytest.mark.parametrize("problem", ["unknown task", "empty index"])
+def test_hybrid_falls_back_to_drafter_when_retrieval_is_unusable(vlas, caplog, problem):
     vla = vlas[1]
     obs = make_obs(0)
-    result = _hybrid(vla, Unavailable(np.zeros((1, 7)))).step(obs, metric(0.9))
+    store = RetrievalDatastore(embed_dim=vla.model.config.hidden_size, horizon=1, action_dim=7)
+    task = "wipe the table" if problem == "unknown task" else obs.instruction
+    store.build(task, np.zeros((0, 64)), np.zeros((0, 1, 7)), np.zeros((0, 7), np.int64), np.zeros(0, np.int64),
+                np.zeros(0, np.int64))
+    result = _hybrid(vla, RetrievalDrafter(store, vla)).step(obs, metric(0.9))
     assert result.stats.branch is Branch.DRAFTER
-    assert "unknown task" in result.note and "drafter branch" in result.note
-    assert "unknown task" in caplog.text
+    expected = "no retrieval collection" if problem == "unknown task" else "is empty"
+    assert expected in result.note and "drafter branch" in result.note
+    assert expected in caplog.text
+    assert result.stats.retrieval_s > 0
     np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, L))
+
+
+def test_hybrid_with_real_datastore_matches_oracle_and_skips(vlas):
+    vla = vlas[2]
+    observations = [make_obs(i) for i in range(6)]
+    hybrid = _hybrid(vla, RetrievalDrafter(build_store(vla, observations), vla), FixedSkipSchedule(1, 1))
+    for obs in observations:
+        ref = hf_greedy(vla, obs, L)
+        skipped = hybrid.step(obs, metric(0.9))
+        assert skipped.stats.branch is Branch.RETRIEVAL_SKIP
+        np.testing.assert_array_equal(skipped.bins, ref)  # its own stored greedy chunk
+        verified = hybrid.step(obs, metric(0.9))
+        assert verified.stats.branch is Branch.RETRIEVAL and verified.stats.accepted == L
+        np.testing.assert_array_equal(verified.bins, ref)
 
 
 def test_bad_inputs(vlas):
@@ -247,19 +265,3 @@ def test_bad_inputs(vlas):
         HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=float("nan"))
     with pytest.raises(InvalidInputError, match="MetricValue"):
         HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3).step(make_obs(0), 0.5)
-
-
-def test_model_drafter_adapts_draft_length(vlas):
-    drafter = ModelDrafter(vlas[0], num_tokens=3)
-    drafter.update(3, 3)
-    assert drafter.num_tokens == 5
-    drafter.update(5, 5)
-    assert drafter.num_tokens == 7  # capped at one step
-    drafter.update(7, 2)
-    assert drafter.num_tokens == 6
-    result = SpeculativeDecoder(vlas[0], drafter, STRICT).step(make_obs(0))
-    assert result.stats.drafted == 6
-    drafter.reset()
-    assert drafter.num_tokens == 3
-    with pytest.raises(InvalidInputError, match="min_tokens"):
-        ModelDrafter(vlas[0], num_tokens=8)
