@@ -28,34 +28,41 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, period: f
 
 
 class SpinningNode:
-    """An rclpy node of the test process, spun on a background thread."""
+    """An rclpy node of the test process, spun on a background thread.
+
+    All test nodes share the process-wide default context (initialised once per
+    session): initialising and finalising several contexts in one process can
+    deadlock in rclpy's logging teardown."""
 
     def __init__(self, name: str):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.node = rclpy.create_node(name)
+        self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - shutdown races end the loop
-                if not self.context.ok():
-                    return
-                raise
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> None:
-        self.context.try_shutdown()
-        self._thread.join(timeout=5)
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.executor.shutdown()
         self.node.destroy_node()
 
 
+@pytest.fixture(scope="session")
+def ros_context() -> Iterator[None]:
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
 @pytest.fixture
-def ros_node(request: pytest.FixtureRequest) -> Iterator[SpinningNode]:
-    n = SpinningNode(f"test_{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')}"[:60])
+def ros_node(request: pytest.FixtureRequest, ros_context: None) -> Iterator[SpinningNode]:
+    name = "test_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
+    n = SpinningNode(name[:60])
     yield n
     n.close()
