@@ -97,14 +97,17 @@ COMMON: tuple[ParamSpec, ...] = DIAGNOSTICS + (
 
 KINEMATIC_ENCODER: tuple[ParamSpec, ...] = COMMON + (
     _p("joint_states_topic", "/joint_states", "sensor_msgs/JointState input (SensorDataQoS)"),
-    _p("joint_names", StringList(), "Joints to report, by name, in this order; [''] = all joints of the first message"),
+    _p("joint_names", StringList(), "Joints to report, by name, in this order; [''] = all joints of each message"),
     _p("ee_pose_topics", ["/ee_pose"], "geometry_msgs/PoseStamped topics, one per end effector; the first drives the fused metric"),
     _p("ee_names", ["hand"], "Names of the end effectors, same order as ee_pose_topics"),
-    _p("camera_topics", ["/camera/agentview/image_raw"], "sensor_msgs/Image inputs (SensorDataQoS), one per view"),
-    _p("window", 5, "Sliding window w of end-effector positions for R and D", range=(3, 50)),
-    _p("alpha", 0.5, "Weight of the normalised curvature radius in M = alpha R + (1 - alpha) D", range=(0.0, 1.0), dynamic=True),
+    _p("gripper_joints", StringList(), "Per end effector, the joint whose position measures the gripper opening ('' = none)"),
+    _p("gripper_closed_position", 0.0, "Gripper joint position when closed", unit="m or rad"),
+    _p("gripper_open_position", 0.04, "Gripper joint position when fully open", unit="m or rad"),
+    _p("instruction_topic", "/heisd/instruction", "std_msgs/String (transient local); a new instruction resets the history"),
+    _p("window", 5, "Sliding window w of end-effector positions for R and D", range=(3, 50), dynamic=True),
+    _p("alpha", -1.0, "Weight of R_hat in M = alpha R_hat + (1 - alpha) D_hat; < 0 = the bundle's calibrated alpha", range=(-1.0, 1.0), dynamic=True),
     _p("min_position_step_m", 0.0, "Ignore end-effector samples closer than this to the previous one", range=(0.0, 0.1), unit="m", dynamic=True),
-    _p("stale_timeout_s", 0.5, "Inputs older than this are stale: the state is flagged and history reset", range=(0.01, 10.0), unit="s", dynamic=True),
+    _p("stale_timeout_s", 0.5, "A gap longer than this between samples, or joint states older than this, counts as stale", range=(0.01, 10.0), unit="s", dynamic=True),
 )
 
 RETRIEVAL_CACHE: tuple[ParamSpec, ...] = COMMON + (
