@@ -113,7 +113,7 @@ KINEMATIC_ENCODER: tuple[ParamSpec, ...] = COMMON + (
 RETRIEVAL_CACHE: tuple[ParamSpec, ...] = COMMON + (
     _p("top_k", 5, "Number of retrieved candidate sequences K", range=(1, 32), dynamic=True),
     _p("ef", 64, "hnswlib query breadth (higher: better recall, slower)", range=(8, 1024), dynamic=True),
-    _p("joint_bin_width", 0.25, "Width of the joint-space bins of the coarse filter", range=(0.01, 3.2), unit="rad"),
+    _p("joint_names", StringList(), "Joint order of the stored joint positions; requests are mapped by name ([''] = the request's order)"),
     _p("online_insert", False, "Accept verified sequences on ~/insert and add them to the index", dynamic=True),
     _p("save_on_shutdown", False, "Save the (grown) index atomically to save_path on shutdown"),
     _p("save_path", "", "Where to save the index; '' = the bundle's retrieval directory"),
