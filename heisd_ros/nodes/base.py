@@ -9,6 +9,7 @@ from typing import Any, Callable
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 
 from heisd_ros.ros.param_specs import NODE_PARAMS
@@ -18,8 +19,8 @@ from heisd_ros.ros.params import ParameterTable
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
 
-class HeisdNode(Node):
-    """Base node: subclasses set NODE_NAME (a key of NODE_PARAMS)."""
+class _HeisdNodeMixin:
+    """Parameters, status and diagnostics; subclasses set NODE_NAME (a key of NODE_PARAMS)."""
 
     NODE_NAME = ""
 
@@ -59,6 +60,14 @@ class HeisdNode(Node):
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(msg)
+
+
+class HeisdNode(_HeisdNodeMixin, Node):
+    """A plain heisd_ros node."""
+
+
+class HeisdLifecycleNode(_HeisdNodeMixin, LifecycleNode):
+    """A managed (lifecycle) heisd_ros node: configure / activate / deactivate / cleanup."""
 
 
 def _fmt(value: Any) -> str:

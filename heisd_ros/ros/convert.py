@@ -16,6 +16,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image, JointState
 
 from heisd_msgs.msg import ActionChunk
+from heisd_msgs.msg import Observation as ObservationMsg
+from heisd_ros.core.observation import Observation
 from heisd_ros.core.errors import InvalidInputError
 
 
@@ -179,3 +181,30 @@ def make_action_chunk(actions: np.ndarray, dimension_names: Sequence[str], stamp
             raise AttributeError(f"ActionChunk has no field {name!r}")
         setattr(msg, name, value)
     return msg
+
+
+# --- observations -----------------------------------------------------------------
+def observation_to_msg(obs: Observation, observation_id: int = 0) -> ObservationMsg:
+    """Engine Observation -> heisd_msgs/Observation (images as rgb8)."""
+    stamp = seconds_to_stamp(max(0.0, float(obs.stamp)))
+    msg = ObservationMsg(observation_id=int(observation_id), instruction=obs.instruction,
+                         camera_names=list(obs.images), joint_names=list(obs.joint_names))
+    msg.header.stamp = stamp
+    msg.images = [rgb8_to_image(img, stamp, name) for name, img in obs.images.items()]
+    msg.joint_positions = np.asarray(obs.joint_positions, dtype=np.float64).tolist()
+    msg.proprio = np.asarray(obs.proprio, dtype=np.float64).tolist()
+    return msg
+
+
+def msg_to_observation(msg: ObservationMsg) -> Observation:
+    """heisd_msgs/Observation -> validated engine Observation; any image encoding is accepted."""
+    if len(msg.camera_names) != len(msg.images):
+        raise MessageError(f"Observation has {len(msg.images)} images but {len(msg.camera_names)} camera names")
+    images = {name: image_to_rgb8(img) for name, img in zip(msg.camera_names, msg.images)}
+    obs = Observation(images=images, instruction=msg.instruction, joint_names=list(msg.joint_names),
+                      joint_positions=np.asarray(msg.joint_positions, dtype=np.float64),
+                      proprio=np.asarray(msg.proprio, dtype=np.float64), stamp=stamp_to_seconds(msg.header.stamp))
+    try:
+        return obs.validate()
+    except InvalidInputError as exc:
+        raise MessageError(f"bad Observation: {exc}") from None

@@ -133,3 +133,24 @@ def test_action_chunk_round_trip_and_validation():
 @given(st.floats(0, 2e9, allow_nan=False))
 def test_stamp_round_trip(t):
     assert abs(stamp_to_seconds(seconds_to_stamp(t)) - t) < 1e-6 * max(1.0, t / 1e3)
+
+
+def test_observation_round_trip_and_bad_observation():
+    from heisd_ros.core.observation import Observation
+    from heisd_ros.ros.convert import msg_to_observation, observation_to_msg
+
+    obs = Observation(images={"agentview": RGB, "wrist": RGB[::-1].copy()}, instruction="lift the cube",
+                      joint_names=["a", "b"], joint_positions=np.array([0.5, -0.5]), proprio=np.array([0.1, 0.2, 1.0]), stamp=12.5)
+    back = msg_to_observation(observation_to_msg(obs, observation_id=3))
+    assert list(back.images) == ["agentview", "wrist"]
+    assert all(np.array_equal(back.images[k], obs.images[k]) for k in obs.images)
+    assert back.instruction == obs.instruction and back.joint_names == ["a", "b"] and back.stamp == 12.5
+    assert back.joint_positions.tolist() == [0.5, -0.5] and back.proprio.tolist() == [0.1, 0.2, 1.0]
+    msg = observation_to_msg(obs)
+    msg.proprio = [float("nan")]
+    with pytest.raises(MessageError, match="bad Observation"):
+        msg_to_observation(msg)
+    msg = observation_to_msg(obs)
+    msg.camera_names = ["agentview"]
+    with pytest.raises(MessageError, match="2 images but 1 camera names"):
+        msg_to_observation(msg)
