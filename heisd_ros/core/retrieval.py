@@ -9,10 +9,14 @@ a similar arm configuration, so a lookup narrows down in three levels:
    holds fewer than k entries, from the bins within one step in every joint
    (Chebyshev distance 1); if those are still too few, from the whole collection;
 3. nearest neighbours over the observation embedding inside that scope.
-The filtered search over-fetches ``max(ef, overfetch * k)`` plain neighbours and keeps
-those in scope (as cheap as a plain query, since ef dominates); only when fewer than
-k survive does it run hnswlib's filter callback, which is exact but slower for small
-scopes (benchmarks/bench_retrieval.py measures both).
+How the scoped search runs was chosen by measurement (benchmarks/bench_retrieval.py,
+100k entries): hnswlib's filter callback is slow for small scopes (~5 ms p50 when a
+bin holds a few hundred of 20k rows: the graph walk visits most of the index), so a
+scope of at most ``exact_limit`` rows is scored exactly by brute force over a float32
+copy of the stored vectors (tens of microseconds). Larger scopes over-fetch
+``max(ef, overfetch * k)`` plain neighbours and keep those in scope (as cheap as a
+plain query, since ef dominates); only if fewer than k survive does the filter
+callback run. The vector copy costs ``4 * embed_dim`` bytes per entry.
 
 Entries: embedding (key), the (H, D) action chunk and its (H*D,) bin tokens,
 episode and step, and optionally the joint positions. A store on disk is a directory
@@ -89,6 +93,8 @@ class _Collection:
         self.steps = np.zeros(self.capacity, dtype=np.int64)
         self.joints = np.zeros((self.capacity, joint_dim or 0))
         self.row_bin = np.zeros(self.capacity, dtype=np.int64)
+        self.vectors = np.zeros((self.capacity, store.embed_dim), dtype=np.float32)  # as hnswlib stores them
+        self.bin_rows: list[list[int]] = []
         # joint bins: key tuple -> small integer id; arrays over ids grow by doubling
         self.bin_ids: dict[tuple[int, ...], int] = {}
         self._bin_keys = np.zeros((_MIN_CAPACITY, joint_dim or 0), dtype=np.int64)
@@ -107,7 +113,7 @@ class _Collection:
             return
         new_cap = max(needed, 2 * self.capacity)
         self.index.resize_index(new_cap)
-        for name in ("actions", "tokens", "episodes", "steps", "joints", "row_bin"):
+        for name in ("actions", "tokens", "episodes", "steps", "joints", "row_bin", "vectors"):
             old = getattr(self, name)
             grown = np.zeros((new_cap,) + old.shape[1:], dtype=old.dtype)
             grown[: self.size] = old[: self.size]
@@ -118,12 +124,15 @@ class _Collection:
         """Index ``emb`` under the next labels and store their payload."""
         self._grow(self.size + emb.shape[0])
         self.index.add_items(emb, np.arange(self.size, self.size + emb.shape[0]), num_threads=store.num_threads)
-        self.add_payload(store, actions, tokens, episodes, steps, joints)
+        if store.space == "cosine":
+            emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        self.add_payload(store, emb, actions, tokens, episodes, steps, joints)
 
-    def add_payload(self, store: "RetrievalDatastore", actions, tokens, episodes, steps, joints) -> None:
+    def add_payload(self, store: "RetrievalDatastore", vectors, actions, tokens, episodes, steps, joints) -> None:
         """Store payload rows for labels already in the index (also used by load)."""
         start, end = self.size, self.size + actions.shape[0]
         self._grow(end)
+        self.vectors[start:end] = vectors
         self.actions[start:end] = actions
         self.tokens[start:end] = tokens
         self.episodes[start:end] = episodes
@@ -132,7 +141,9 @@ class _Collection:
             self.joints[start:end] = joints
             keys = np.floor(joints / store.joint_bin_width).astype(np.int64)
             for row, key in enumerate(map(tuple, keys.tolist()), start=start):
-                self.row_bin[row] = self._bin_id(key)
+                bid = self._bin_id(key)
+                self.row_bin[row] = bid
+                self.bin_rows[bid].append(row)
         self.size = end
 
     def _bin_id(self, key: tuple[int, ...]) -> int:
@@ -144,6 +155,7 @@ class _Collection:
                 self._bin_counts = np.concatenate([self._bin_counts, np.zeros_like(self._bin_counts)])
             self.bin_ids[key] = bid
             self._bin_keys[bid] = key
+            self.bin_rows.append([])
         self._bin_counts[bid] += 1
         return bid
 
@@ -187,12 +199,15 @@ class RetrievalDatastore:
         space: str = "cosine",
         ef_construction: int = 200,
         overfetch: int = 4,
+        exact_limit: int = 2048,
         num_threads: int = 1,
     ) -> None:
         for name, value in (("embed_dim", embed_dim), ("horizon", horizon), ("action_dim", action_dim),
                             ("ef", ef), ("M", M), ("ef_construction", ef_construction), ("num_threads", num_threads)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(exact_limit, (int, np.integer)) or exact_limit < 0:
+            raise InvalidInputError(f"exact_limit must be an integer >= 0 (0 = never brute force), got {exact_limit!r}")
         if not isinstance(overfetch, (int, np.integer)) or overfetch < 0:
             raise InvalidInputError(f"overfetch must be an integer >= 0 (0 = always use the filter callback), got {overfetch!r}")
         if not (isinstance(joint_bin_width, (int, float)) and math.isfinite(joint_bin_width) and joint_bin_width > 0):
@@ -208,6 +223,7 @@ class RetrievalDatastore:
         self.space = space
         self.ef_construction = int(ef_construction)
         self.overfetch = int(overfetch)
+        self.exact_limit = int(exact_limit)
         self.num_threads = int(num_threads)
         self._collections: dict[str, _Collection] = {}
         self._lock = threading.RLock()
@@ -331,8 +347,8 @@ class RetrievalDatastore:
             if coll.size == 0:
                 raise EmptyIndexError(f"retrieval collection {normalize_task(task)!r} is empty")
             k = min(int(k), coll.size)
-            scope, wanted = ("collection", None) if joints is None else self._scope(coll, joints, k)
-            labels, dists = self._search(coll, emb, k, wanted)
+            scope, bins = ("collection", None) if joints is None else self._scope(coll, joints, k)
+            labels, dists = self._search(coll, emb, k, bins)
             return [
                 RetrievalHit(
                     tokens=coll.tokens[i].copy(),
@@ -346,25 +362,31 @@ class RetrievalDatastore:
             ]
 
     def _scope(self, coll: _Collection, joints: np.ndarray, k: int) -> tuple[str, np.ndarray | None]:
-        """Pick the narrowest joint-bin scope with >= k entries; returns (name, wanted-bin mask or None)."""
+        """Narrowest joint-bin scope with >= k entries: (name, bin ids, or None for the whole collection)."""
         key = np.floor(joints / self.joint_bin_width).astype(np.int64)
-        wanted = np.zeros(len(coll.bin_counts), dtype=bool)
         own = coll.bin_ids.get(tuple(key.tolist()))
         if own is not None and coll.bin_counts[own] >= k:
-            wanted[own] = True
-            return "bin", wanted
-        near = np.abs(coll.bin_keys - key).max(axis=1) <= 1
+            return "bin", np.array([own])
+        near = np.flatnonzero(np.abs(coll.bin_keys - key).max(axis=1) <= 1)
         if coll.bin_counts[near].sum() >= k:
             return "neighbours", near
         return "collection", None
 
-    def _search(self, coll: _Collection, emb: np.ndarray, k: int, wanted: np.ndarray | None):
-        """k nearest labels (and distances) among rows whose bin is ``wanted`` (all rows if None)."""
+    def _search(self, coll: _Collection, emb: np.ndarray, k: int, bins: np.ndarray | None):
+        """k nearest labels (and distances) among the rows of ``bins`` (all rows if None)."""
         index = coll.index
-        if wanted is None:
+        if bins is None:
             index.set_ef(max(self.ef, k))
             labels, dists = index.knn_query(emb, k=k)
             return labels[0], dists[0]
+        if coll.bin_counts[bins].sum() <= self.exact_limit:
+            rows = np.fromiter((r for b in bins.tolist() for r in coll.bin_rows[b]), dtype=np.int64)
+            dist = self._distances(coll.vectors[rows], emb[0])
+            top = np.argpartition(dist, k - 1)[:k] if len(rows) > k else np.arange(len(rows))
+            top = top[np.argsort(dist[top], kind="stable")]
+            return rows[top], dist[top]
+        wanted = np.zeros(len(coll.bin_counts), dtype=bool)
+        wanted[bins] = True
         if self.overfetch:
             fetch = min(coll.size, max(self.ef, self.overfetch * k))
             index.set_ef(max(self.ef, fetch))
@@ -376,6 +398,14 @@ class RetrievalDatastore:
         index.set_ef(max(self.ef, k))
         labels, dists = index.knn_query(emb, k=k, filter=lambda label: bool(allowed[label]))
         return labels[0], dists[0]
+
+    def _distances(self, vecs: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """hnswlib's distance from q to rows stored as hnswlib stores them (cosine: unit vectors)."""
+        if self.space == "l2":
+            return np.sum((vecs - q) ** 2, axis=1)
+        if self.space == "cosine":
+            q = q / np.linalg.norm(q)
+        return 1.0 - vecs @ q
 
     # ------------------------------------------------------------ persistence
     def _settings(self) -> dict:
@@ -389,6 +419,7 @@ class RetrievalDatastore:
             "space": self.space,
             "ef_construction": self.ef_construction,
             "overfetch": self.overfetch,
+            "exact_limit": self.exact_limit,
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -517,5 +548,6 @@ class RetrievalDatastore:
         if coll.index.get_current_count() != n:
             raise CorruptFileError(f"{index_file}: index holds {coll.index.get_current_count()} entries, manifest says {n}")
         if n:
-            coll.add_payload(self, acts, toks, eps, stp, joints)
+            vectors = coll.index.get_items(np.arange(n), return_type="numpy").astype(np.float32)
+            coll.add_payload(self, vectors, acts, toks, eps, stp, joints)
         self._collections[name] = coll

@@ -87,18 +87,20 @@ def test_joint_bin_filter_prefers_same_bin(store_and_data):
     assert not set(plain) <= set(same.tolist())
 
 
-def test_filter_callback_path_agrees_with_overfetch(store_and_data):
+def test_exact_overfetch_and_callback_paths_agree(store_and_data):
     ds, (emb, _, _, _, _, jp) = store_and_data
     rng = np.random.default_rng(5)
+    paths = {"exact": (2048, 4), "overfetch": (0, 4), "callback": (0, 0)}  # (exact_limit, overfetch)
     try:
         for row in rng.choice(len(emb), 20, replace=False):
-            ds.overfetch = 4
-            a = [(h.episode, h.step) for h in ds.query(TASK, emb[row], k=5, joint_positions=jp[row])]
-            ds.overfetch = 0  # always the hnswlib filter callback
-            b = [(h.episode, h.step) for h in ds.query(TASK, emb[row], k=5, joint_positions=jp[row])]
-            assert a == b
+            results = {}
+            for name, (exact_limit, overfetch) in paths.items():
+                ds.exact_limit, ds.overfetch = exact_limit, overfetch
+                hits = ds.query(TASK, emb[row] + 0.01, k=5, joint_positions=jp[row])
+                results[name] = [(h.episode, h.step) for h in hits]
+            assert results["exact"] == results["overfetch"] == results["callback"]
     finally:
-        ds.overfetch = 4
+        ds.exact_limit, ds.overfetch = 2048, 4
 
 
 def test_neighbour_bins_then_whole_collection_fallback():
@@ -186,7 +188,7 @@ def test_save_load_round_trip(saved):
             a = ds.query(TASK, emb[row], k=5, joint_positions=joints)
             b = loaded.query(TASK, emb[row], k=5, joint_positions=joints)
             assert [(h.episode, h.step, h.scope) for h in a] == [(h.episode, h.step, h.scope) for h in b]
-            assert np.allclose([h.distance for h in a], [h.distance for h in b])
+            assert np.allclose([h.distance for h in a], [h.distance for h in b], atol=1e-5)
             assert all(np.array_equal(x.tokens, y.tokens) and np.array_equal(x.actions, y.actions) for x, y in zip(a, b))
     # the loaded store keeps accepting inserts, and can overwrite the saved copy
     assert loaded.insert(TASK, emb[0], np.zeros((H, D)), np.zeros(H * D, int), 99, 0, jp[0]) == 401
