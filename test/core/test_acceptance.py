@@ -1,6 +1,8 @@
 """Acceptance rules: strict, token-relaxed (Spec-VLA) and block-relaxed (HeiSD)."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heisd_ros.core.acceptance import (
     BlockRule,
@@ -142,3 +144,23 @@ def test_for_dim_partitions():
     cand = target.copy()
     cand[0, 24 + 13] = 128 + 25  # action 1, block 4 (dims 12-14)
     assert block_relaxed_accept(cand, target, rule24, 24).accepted == 24 + 12
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_block_decision_invariants(k, horizon, seed):
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, 256, size=(k, 7 * horizon))
+    cands = np.clip(targets + rng.integers(-30, 31, size=targets.shape) * (rng.random(targets.shape) < 0.3), 0, 255)
+    d = block_relaxed_accept(cands, targets, RULE, 7)
+    # accepted = what the farthest-reaching candidate accepts alone; survivors = those reaching it
+    assert d.accepted == max(d.per_candidate)
+    if d.accepted:
+        assert d.survivors == [i for i, n in enumerate(d.per_candidate) if n == d.accepted]
+        totals = [int(np.abs(cands[i, : d.accepted] - targets[i, : d.accepted]).sum()) for i in d.survivors]
+        assert d.best == d.survivors[int(np.argmin(totals))]
+    else:
+        assert d.best == -1 and d.survivors == []
+    # radius 0 is strict acceptance
+    for i in range(k):
+        assert token_relaxed_accept(cands[i], targets[i], radius=0) == strict_accept(cands[i], targets[i])
