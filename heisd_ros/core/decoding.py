@@ -12,6 +12,12 @@ greedy decoding then completes the H * D tokens, reusing the kept chain's cache 
 pass per further token). With strict acceptance the result is exactly the VLA's
 greedy output whatever the draft was.
 
+Who verifies is pluggable (``Verifier``): ``LocalVerifier`` runs ``verify_draft`` on a
+VLA in this process; the coordinator node passes a verifier that calls the verifier
+node's ~/verify service, so branch logic, verify-skip and fallbacks are the same code
+in a benchmark and on a robot. Decoders accept either a VLAModel (wrapped in a
+LocalVerifier) or a Verifier.
+
 ``HybridDecoder`` (HeiSD): branch = choose_branch(metric, tau): AR while M is
 undefined, drafter SD if M <= tau, retrieval SD if M > tau with verify-skip (a skipped
 step executes the top-1 retrieved actions with no VLA call). The skip schedule resets
@@ -23,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -60,15 +67,20 @@ class AcceptanceConfig:
         The kept candidate is the one with the longest accepted prefix (first on ties);
         for "block" the block rule's survivor (candidate 0 with 0 accepted if none).
         """
+        best, accepted, _ = self.judge(candidates, targets, action_dim)
+        return best, accepted
+
+    def judge(self, candidates: np.ndarray, targets: np.ndarray, action_dim: int) -> tuple[int, int, list[int]]:
+        """Like ``decide``, plus each candidate's own accepted length."""
         if self.mode == "block":
             decision = block_relaxed_accept(candidates, targets, self.block_rule, action_dim)
-            return max(decision.best, 0), decision.accepted
+            return max(decision.best, 0), decision.accepted, list(decision.per_candidate)
         if self.mode == "token":
             per = [token_relaxed_accept(c, t, self.radius) for c, t in zip(candidates, targets)]
         else:
             per = [strict_accept(c, t) for c, t in zip(candidates, targets)]
         best = int(np.argmax(per))
-        return best, int(per[best])
+        return best, int(per[best]), [int(a) for a in per]
 
 
 @dataclass
@@ -81,19 +93,36 @@ class StepResult:
     note: str = ""
 
 
+@dataclass
+class Verification:
+    """Outcome of verifying one draft: the emitted bins (H*D,), the kept candidate (-1: no draft)
+    and every candidate's own accepted length."""
+
+    bins: np.ndarray
+    best: int = -1
+    per_candidate: list[int] = field(default_factory=list)
+
+
 def speculate(model: VLAModel, obs: Observation, draft: Draft, acceptance: AcceptanceConfig, stats: StepStats) -> np.ndarray:
     """Prefill, verify ``draft`` in one pass, complete greedily; fills stats' counters and timings."""
+    return verify_draft(model, obs, draft, acceptance, stats).bins
+
+
+def verify_draft(model: VLAModel, obs: Observation, draft: Draft, acceptance: AcceptanceConfig,
+                 stats: StepStats) -> Verification:
+    """``speculate`` with the acceptance details a remote caller needs."""
     total = model.tokens_per_step
     passes0 = model.forward_passes
     t0 = time.perf_counter()
     state = model.prefill(obs)
     t1 = time.perf_counter()
     prefix = np.zeros(0, np.int64)
+    best, per_candidate = -1, []
     if not draft.empty:
         candidates = draft.candidates
         logits = model.score(state, candidates)
         targets = logits[:, :-1].argmax(axis=-1)
-        best, accepted = acceptance.decide(candidates, targets, model.action_dim)
+        best, accepted, per_candidate = acceptance.judge(candidates, targets, model.action_dim)
         length = candidates.shape[1]
         prefix = candidates[best, :accepted]
         if accepted < total:  # the VLA's own token right after the accepted prefix comes with the pass
@@ -107,10 +136,49 @@ def speculate(model: VLAModel, obs: Observation, draft: Draft, acceptance: Accep
     stats.forward_passes = model.forward_passes - passes0
     bins = np.concatenate([prefix, rest]).astype(np.int64)
     stats.emitted = bins.size
-    return bins
+    return Verification(bins, best, per_candidate)
 
 
-def _finish(model: VLAModel, bins: np.ndarray, stats: StepStats, draft: Draft, start: float, note: str = "") -> StepResult:
+@runtime_checkable
+class Verifier(Protocol):
+    """Checks drafts with the full VLA: in this process or behind a service."""
+
+    tokenizer: object  # ActionTokenizer
+    action_dim: int
+    horizon: int
+    n_bins: int
+
+    @property
+    def tokens_per_step(self) -> int: ...
+
+    def verify(self, obs: Observation, draft: Draft, acceptance: AcceptanceConfig, stats: StepStats) -> Verification:
+        """Prefill, verify the draft (may be empty: plain AR) and complete the step; fill stats."""
+        ...
+
+
+class LocalVerifier:
+    """The VLA in this process."""
+
+    def __init__(self, model: VLAModel) -> None:
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.action_dim = model.action_dim
+        self.horizon = model.horizon
+        self.n_bins = model.n_bins
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.model.tokens_per_step
+
+    def verify(self, obs: Observation, draft: Draft, acceptance: AcceptanceConfig, stats: StepStats) -> Verification:
+        return verify_draft(self.model, obs, draft, acceptance, stats)
+
+
+def as_verifier(model: VLAModel | Verifier) -> Verifier:
+    return model if isinstance(model, Verifier) else LocalVerifier(model)
+
+
+def _finish(model: Verifier, bins: np.ndarray, stats: StepStats, draft: Draft, start: float, note: str = "") -> StepResult:
     """Attach draft timings and total latency; de-tokenise."""
     stats.draft_s += draft.draft_s
     stats.retrieval_s += draft.retrieval_s
@@ -126,7 +194,8 @@ class SpeculativeDecoder:
     autoregressive decoding for that step (no verification pass is spent).
     """
 
-    def __init__(self, model: VLAModel, drafter: Drafter, acceptance: AcceptanceConfig | None = None) -> None:
+    def __init__(self, model: VLAModel | Verifier, drafter: Drafter, acceptance: AcceptanceConfig | None = None) -> None:
+        model = as_verifier(model)
         check_compatible(model, drafter)
         acceptance = acceptance or AcceptanceConfig()
         if acceptance.mode == "block":
@@ -141,7 +210,7 @@ class SpeculativeDecoder:
         obs.validate()
         draft = self.drafter.propose(DraftRequest(obs, self.model.tokens_per_step))
         stats = StepStats(branch=self.drafter.branch)
-        bins = speculate(self.model, obs, draft, self.acceptance, stats)
+        bins = self.model.verify(obs, draft, self.acceptance, stats).bins
         if not draft.empty:
             self.drafter.update(stats.drafted, stats.accepted)
         return _finish(self.model, bins, stats, draft, start, draft.reason if draft.empty else "")
@@ -154,7 +223,7 @@ class SpeculativeDecoder:
 class ARDecoder(SpeculativeDecoder):
     """Plain autoregressive greedy decoding: the baseline every speedup is measured against."""
 
-    def __init__(self, model: VLAModel) -> None:
+    def __init__(self, model: VLAModel | Verifier) -> None:
         super().__init__(model, NoDrafter())
 
 
@@ -163,7 +232,7 @@ class HybridDecoder:
 
     def __init__(
         self,
-        model: VLAModel,
+        model: VLAModel | Verifier,
         model_drafter: Drafter,
         retrieval_drafter: Drafter,
         tau: float,
@@ -173,6 +242,7 @@ class HybridDecoder:
     ) -> None:
         if not np.isfinite(tau):
             raise InvalidInputError(f"tau must be a finite number, got {tau!r}")
+        model = as_verifier(model)
         self.model = model
         self.tau = float(tau)
         self.drafter_sd = SpeculativeDecoder(model, model_drafter, drafter_acceptance or AcceptanceConfig("token", 9))
@@ -212,7 +282,7 @@ class HybridDecoder:
             stats.total_s = time.perf_counter() - start
             return StepResult(bins=draft.candidates[0].copy(), actions=draft.actions.copy(), stats=stats)
         stats = StepStats(branch=Branch.RETRIEVAL)
-        bins = speculate(self.model, obs, draft, sd.acceptance, stats)
+        bins = self.model.verify(obs, draft, sd.acceptance, stats).bins
         sd.drafter.update(stats.drafted, stats.accepted)
         if full:
             self.skip_schedule.record(stats.accepted == total)
