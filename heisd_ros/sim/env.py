@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 from heisd_ros.sim.rendering import select_gl_backend
 from heisd_ros.sim.tasks import TaskSpec, get_task
 
+MODEL_SEED = 0
 VLA_ARM_DIMENSIONS: tuple[str, ...] = ("dx", "dy", "dz", "droll", "dpitch", "dyaw")
 
 
@@ -84,25 +85,10 @@ class SimEnv:
         import robosuite  # imported only after MUJOCO_GL is settled
         from robosuite.controllers import load_composite_controller_config
 
-        import heisd_ros.sim.sorting  # noqa: F401  registers PickPlaceSubset with robosuite
+        import heisd_ros.sim.variants  # noqa: F401  registers this project's environments with robosuite
 
         render = bool(self.cameras)
-        self._env = robosuite.make(
-            self.task.env_name,
-            robots=self.task.robot,
-            controller_configs=load_composite_controller_config(controller="BASIC", robot=self.task.robot),
-            has_renderer=False,
-            has_offscreen_renderer=render,
-            use_camera_obs=render,
-            camera_names=list(self.cameras) if render else "agentview",
-            camera_heights=self.image_size,
-            camera_widths=self.image_size,
-            control_freq=int(round(self.control_rate)),
-            ignore_done=True,
-            hard_reset=False,
-            horizon=10**9,
-            **dict(self.task.env_kwargs),
-        )
+        self._env = self._make(robosuite, load_composite_controller_config, render)
         self._sim = self._env.sim
         self._robot = self._env.robots[0]
         self._configure_rendering()
@@ -158,6 +144,27 @@ class SimEnv:
         self.close()
 
     # internals ------------------------------------------------------------------------------
+
+    def _make(self, robosuite, load_composite_controller_config, render: bool):  # noqa: ANN001, ANN202
+        return robosuite.make(
+            self.task.env_name,
+            robots=self.task.robot,
+            controller_configs=load_composite_controller_config(controller="BASIC", robot=self.task.robot),
+            has_renderer=False,
+            has_offscreen_renderer=render,
+            use_camera_obs=render,
+            camera_names=list(self.cameras) if render else "agentview",
+            camera_heights=self.image_size,
+            camera_widths=self.image_size,
+            control_freq=int(round(self.control_rate)),
+            ignore_done=True,
+            hard_reset=False,
+            horizon=10**9,
+            # robosuite draws some object sizes (Lift's cube) from env.rng while building the
+            # model: a fixed seed makes every process build the same model.
+            seed=MODEL_SEED,
+            **dict(self.task.env_kwargs),
+        )
 
     def _configure_rendering(self) -> None:
         """Shadows and reflections cost 10-50x in software rendering and add nothing for a policy."""

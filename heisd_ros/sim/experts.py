@@ -48,7 +48,7 @@ def min_jerk(s: float) -> float:
 
 @dataclass
 class Segment:
-    """Move ``arm`` to the goal (position, yaw) returned by ``goal`` at the segment's start."""
+    """Move ``arm`` (and the arms in ``partners``, in step) to goals computed at the segment's start."""
 
     name: str
     goal: Goal
@@ -57,14 +57,20 @@ class Segment:
     tolerance: float = 0.01
     hold_steps: int = 0
     arm: str = "right"
+    partners: dict[str, Goal] = field(default_factory=dict)
+
+
+@dataclass
+class _Track:
+    start_pos: np.ndarray
+    goal_pos: np.ndarray
+    slerp: Slerp
 
 
 @dataclass
 class _Active:
     segment: Segment
-    start_pos: np.ndarray
-    goal_pos: np.ndarray
-    slerp: Slerp
+    tracks: dict[str, _Track]
     duration: int
     step: int = 0
     arrived_at: int | None = None
@@ -77,7 +83,7 @@ class ArmFrame:
     position: slice
     rotation: slice
     gripper: slice
-    neutral: Rotation
+    neutral: Rotation | None  # None: the arm's orientation at the episode's start
     open_command: np.ndarray
     close_command: np.ndarray
 
@@ -86,6 +92,10 @@ class SegmentExpert:
     """Follows a list of segments built from the first observation; subclasses build the plan."""
 
     version = EXPERT_VERSION
+    transport_speed = TRANSPORT_SPEED
+    fine_speed = FINE_SPEED
+    position_gain = POSITION_GAIN
+    rotation_gain = ROTATION_GAIN
 
     def __init__(self, action_space: ActionSpace, control_rate: float, arms: dict[str, ArmFrame]) -> None:
         self.action_space = action_space
@@ -95,6 +105,7 @@ class SegmentExpert:
         self._active: _Active | None = None
         self._rng = np.random.default_rng(0)
         self._grippers: dict[str, float] = {}
+        self._neutral: dict[str, Rotation] = {}
         self._speed_factor = 1.0
 
     # plan ---------------------------------------------------------------------------------
@@ -106,6 +117,10 @@ class SegmentExpert:
         """Start a new episode: the plan and its random variations depend only on ``seed``."""
         self._rng = np.random.default_rng(seed)
         self._speed_factor = float(self._rng.uniform(0.85, 1.15))
+        self._neutral = {
+            arm: frame.neutral if frame.neutral is not None else Rotation.from_quat(obs.ee_poses[arm].orientation)
+            for arm, frame in self.arms.items()
+        }
         self._plan = self.plan(obs)
         self._active = None
         self._grippers = {arm: -1.0 for arm in self.arms}
@@ -113,6 +128,11 @@ class SegmentExpert:
     @property
     def done(self) -> bool:
         return not self._plan and self._active is None
+
+    @property
+    def segment_name(self) -> str | None:
+        """Name of the segment being executed, None between segments and at the end."""
+        return self._active.segment.name if self._active is not None else None
 
     def uniform(self, low: float, high: float) -> float:
         return float(self._rng.uniform(low, high))
@@ -124,30 +144,32 @@ class SegmentExpert:
         action = np.zeros(self.action_space.dim)
         if self._active is None and self._plan:
             self._active = self._start(self._plan.pop(0), obs)
+        if self._active is not None:
+            for arm in self._active.tracks:
+                self._grippers[arm] = self._active.segment.gripper
         for arm, frame in self.arms.items():
-            level = self._grippers[arm]
-            action[frame.gripper] = np.where(level > 0, frame.close_command, frame.open_command)
+            action[frame.gripper] = frame.close_command if self._grippers[arm] > 0 else frame.open_command
         if self._active is None:
             return action
         active = self._active
-        seg = active.segment
-        frame = self.arms[seg.arm]
-        self._grippers[seg.arm] = seg.gripper
-        action[frame.gripper] = frame.close_command if seg.gripper > 0 else frame.open_command
-        ee = obs.ee_poses[seg.arm]
         s = min_jerk((active.step + 1) / active.duration)
-        ref_pos = active.start_pos + s * (active.goal_pos - active.start_pos)
-        ref_rot = active.slerp([s])[0]
         base = Rotation.from_quat(obs.base_pose.orientation) if obs.base_pose is not None else Rotation.identity()
-        pos_err = base.inv().apply(ref_pos - ee.position)
-        rot_err = base.inv().apply((ref_rot * Rotation.from_quat(ee.orientation).inv()).as_rotvec())
         scale = self.action_space.scale
-        action[frame.position] = POSITION_GAIN * pos_err / scale[frame.position]
-        action[frame.rotation] = ROTATION_GAIN * rot_err / scale[frame.rotation]
-        if not seg.fine:
-            action[frame.position] += self._rng.normal(0.0, 0.02, 3)
+        error = 0.0
+        for arm, track in active.tracks.items():
+            frame = self.arms[arm]
+            ee = obs.ee_poses[arm]
+            ref_pos = track.start_pos + s * (track.goal_pos - track.start_pos)
+            ref_rot = track.slerp([s])[0]
+            pos_err = base.inv().apply(ref_pos - ee.position)
+            rot_err = base.inv().apply((ref_rot * Rotation.from_quat(ee.orientation).inv()).as_rotvec())
+            action[frame.position] = self.position_gain * pos_err / scale[frame.position]
+            action[frame.rotation] = self.rotation_gain * rot_err / scale[frame.rotation]
+            if not active.segment.fine:
+                action[frame.position] += self._rng.normal(0.0, 0.02, 3)
+            error = max(error, float(np.linalg.norm(track.goal_pos - ee.position)))
         active.step += 1
-        error = float(np.linalg.norm(active.goal_pos - ee.position))
+        seg = active.segment
         if active.step >= active.duration and (error < seg.tolerance or active.step > active.duration + 40):
             if active.arrived_at is None:
                 active.arrived_at = active.step
@@ -156,18 +178,20 @@ class SegmentExpert:
         return np.clip(action, self.action_space.low, self.action_space.high)
 
     def _start(self, segment: Segment, obs: SimObservation) -> _Active:
-        frame = self.arms[segment.arm]
-        ee = obs.ee_poses[segment.arm]
-        goal_pos, yaw = segment.goal(obs)
-        start_rot = Rotation.from_quat(ee.orientation)
-        goal_rot = Rotation.from_euler("z", yaw) * frame.neutral
-        distance = float(np.linalg.norm(goal_pos - ee.position))
-        angle = float((goal_rot * start_rot.inv()).magnitude())
-        speed = (FINE_SPEED if segment.fine else TRANSPORT_SPEED) * self._speed_factor
-        seconds = max(distance / speed, angle / TURN_SPEED, 0.25)
-        slerp = Slerp([0.0, 1.0], Rotation.concatenate([start_rot, goal_rot]))
-        return _Active(segment, ee.position.copy(), np.asarray(goal_pos, dtype=np.float64), slerp,
-                       duration=max(1, int(np.ceil(seconds / self.dt))))
+        speed = (self.fine_speed if segment.fine else self.transport_speed) * self._speed_factor
+        seconds = 0.25
+        tracks = {}
+        for arm, goal in {segment.arm: segment.goal, **segment.partners}.items():
+            ee = obs.ee_poses[arm]
+            goal_pos, yaw = goal(obs)
+            start_rot = Rotation.from_quat(ee.orientation)
+            goal_rot = Rotation.from_euler("z", yaw) * self._neutral[arm]
+            distance = float(np.linalg.norm(goal_pos - ee.position))
+            angle = float((goal_rot * start_rot.inv()).magnitude())
+            seconds = max(seconds, distance / speed, angle / TURN_SPEED)
+            slerp = Slerp([0.0, 1.0], Rotation.concatenate([start_rot, goal_rot]))
+            tracks[arm] = _Track(ee.position.copy(), np.asarray(goal_pos, dtype=np.float64), slerp)
+        return _Active(segment, tracks, duration=max(1, int(np.ceil(seconds / self.dt))))
 
 
 def panda_frame() -> dict[str, ArmFrame]:
@@ -375,7 +399,57 @@ def squaring_yaw(handle_yaw: float, gripper_yaw: float, wrist_limit: float = 2.2
     return gripper_yaw + min(feasible, key=abs)
 
 
-EXPERTS: dict[str, type[SegmentExpert]] = {"lift": LiftExpert, "sort": SortExpert, "nut": NutExpert}
+class HumanoidLiftExpert(SegmentExpert):
+    """GR1: the right hand comes alongside the cube palm-first, wraps it and lifts; the left arm rests.
+
+    The hand keeps its start ("handshake") orientation: fingers forward, palm facing +y.
+    """
+
+    # Cube centre in the closed hand, as a world offset from the right hand's site.
+    GRASP_OFFSET = np.array([0.075, 0.035, -0.015])
+    transport_speed = 0.12
+    fine_speed = 0.04
+    rotation_gain = 0.5
+
+    def __init__(self, action_space: ActionSpace, control_rate: float) -> None:
+        hand = np.ones(6)
+        arms = {
+            "right": ArmFrame(slice(0, 3), slice(3, 6), slice(12, 18), None, -hand, hand),
+            "left": ArmFrame(slice(6, 9), slice(9, 12), slice(18, 24), None, -hand, hand),
+        }
+        super().__init__(action_space, control_rate, arms)
+
+    def plan(self, obs: SimObservation) -> list[Segment]:
+        beside = np.array([0.0, -0.07, 0.04 + self.uniform(0.0, 0.02)])
+        up = 0.12 + self.uniform(0.0, 0.04)
+
+        def grasp_point(o: SimObservation) -> np.ndarray:
+            return o.object_poses["cube"].position - self.GRASP_OFFSET
+
+        def stay(o: SimObservation) -> tuple[np.ndarray, float]:
+            return o.ee_poses["right"].position.copy(), 0.0
+
+        def raised(dz: float) -> Goal:
+            return lambda o: (o.ee_poses["right"].position + np.array([0.0, 0.0, dz]), 0.0)
+
+        return [
+            hold("settle", stay, -1.0, 3),
+            Segment("approach cube", lambda o: (grasp_point(o) + beside, 0.0), -1.0, tolerance=0.02),
+            Segment("lower beside cube", lambda o: (grasp_point(o) + beside * [0, 1, 0], 0.0), -1.0, fine=True,
+                    tolerance=0.01),
+            Segment("close in on cube", lambda o: (grasp_point(o), 0.0), -1.0, fine=True, tolerance=0.008),
+            hold("grasp cube", stay, 1.0, 15),
+            Segment("lift cube", raised(0.04), 1.0, fine=True, tolerance=0.015),
+            Segment("raise cube", raised(up), 1.0, tolerance=0.03, hold_steps=5),
+        ]
+
+
+EXPERTS: dict[str, type[SegmentExpert]] = {
+    "lift": LiftExpert,
+    "sort": SortExpert,
+    "nut": NutExpert,
+    "humanoid_lift": HumanoidLiftExpert,
+}
 
 
 def make_expert(task: str, action_space: ActionSpace, control_rate: float) -> SegmentExpert:

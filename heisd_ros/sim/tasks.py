@@ -65,7 +65,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="humanoid_lift",
-            env_name="Lift",
+            env_name="HumanoidLift",
             robot="GR1ArmsOnly",
             instruction="lift the cube",
             max_steps=300,
