@@ -95,14 +95,16 @@ class _Collection:
         self.row_bin = np.zeros(self.capacity, dtype=np.int64)
         self.vectors = np.zeros((self.capacity, store.embed_dim), dtype=np.float32)  # as hnswlib stores them
         self.bin_rows: list[list[int]] = []
-        # joint bins: key tuple -> small integer id; arrays over ids grow by doubling
+        # joint bins: key tuple -> small integer id; arrays over ids grow by doubling; keys are
+        # stored joint-major so the neighbour scan can narrow down one joint at a time
         self.bin_ids: dict[tuple[int, ...], int] = {}
-        self._bin_keys = np.zeros((_MIN_CAPACITY, joint_dim or 0), dtype=np.int64)
+        self._bin_keys = np.zeros((joint_dim or 0, _MIN_CAPACITY), dtype=np.int32)
         self._bin_counts = np.zeros(_MIN_CAPACITY, dtype=np.int64)
 
     @property
     def bin_keys(self) -> np.ndarray:
-        return self._bin_keys[: len(self.bin_ids)]
+        """(J, n_bins) integer bin coordinates."""
+        return self._bin_keys[:, : len(self.bin_ids)]
 
     @property
     def bin_counts(self) -> np.ndarray:
@@ -151,10 +153,10 @@ class _Collection:
         if bid is None:
             bid = len(self.bin_ids)
             if bid == len(self._bin_counts):
-                self._bin_keys = np.concatenate([self._bin_keys, np.zeros_like(self._bin_keys)])
+                self._bin_keys = np.concatenate([self._bin_keys, np.zeros_like(self._bin_keys)], axis=1)
                 self._bin_counts = np.concatenate([self._bin_counts, np.zeros_like(self._bin_counts)])
             self.bin_ids[key] = bid
-            self._bin_keys[bid] = key
+            self._bin_keys[:, bid] = key
             self.bin_rows.append([])
         self._bin_counts[bid] += 1
         return bid
@@ -269,6 +271,8 @@ class RetrievalDatastore:
                 raise InvalidInputError(f"joint_positions must have shape ({n}, J), got {joints.shape}")
             if not np.all(np.isfinite(joints)):
                 raise InvalidInputError("joint_positions contain NaN or inf")
+            if np.abs(joints).max(initial=0.0) / self.joint_bin_width >= 2**31 - 1:
+                raise InvalidInputError(f"joint_positions too large for bins of width {self.joint_bin_width}")
         return acts, toks.astype(np.int64), meta[0], meta[1], joints
 
     def _collection(self, task: str) -> _Collection:
@@ -367,7 +371,10 @@ class RetrievalDatastore:
         own = coll.bin_ids.get(tuple(key.tolist()))
         if own is not None and coll.bin_counts[own] >= k:
             return "bin", np.array([own])
-        near = np.flatnonzero(np.abs(coll.bin_keys - key).max(axis=1) <= 1)
+        keys = coll.bin_keys
+        near = np.flatnonzero(np.abs(keys[0] - key[0]) <= 1)  # Chebyshev distance <= 1, joint by joint
+        for j in range(1, len(key)):
+            near = near[np.abs(keys[j, near] - key[j]) <= 1]
         if coll.bin_counts[near].sum() >= k:
             return "neighbours", near
         return "collection", None
