@@ -157,14 +157,16 @@ COORDINATOR: tuple[ParamSpec, ...] = COMMON + (
 
 SIM_BRIDGE: tuple[ParamSpec, ...] = DIAGNOSTICS + (
     _p("task", "lift", "Simulation task", choices=("lift", "sort", "nut", "humanoid_lift")),
-    _p("seed", 0, "Seed of the first episode; episode i uses seed + i", range=(0, 2**31 - 1)),
-    _p("timing_mode", "lockstep", "lockstep: the simulator waits for each action; realtime: it advances at the control rate", choices=("lockstep", "realtime")),
+    _p("seed", 1000, "Seed of the first episode; episode i uses seed + i (demonstrations use seeds below 1000)", range=(0, 2**31 - 1)),
+    _p("timing_mode", "lockstep", "lockstep: the simulator waits for each fresh action; realtime: it advances at the control rate, holding when no fresh action is there", choices=("lockstep", "realtime")),
     _p("control_rate_hz", 20.0, "Simulated control rate", range=(1.0, 100.0), unit="Hz"),
-    _p("camera_names", ["agentview"], "Cameras to render and publish"),
+    _p("camera_names", ["agentview"], "Cameras to render; published on /camera/<name>/image_raw"),
     _p("image_size", 64, "Side of the square camera images", range=(16, 512), unit="px"),
     _p("max_steps", 200, "Steps before an episode is ended as a failure", range=(1, 100000)),
-    _p("episodes", 1, "Episodes to run before the bridge exits (0 = forever)", range=(0, 100000)),
-    _p("action_timeout_s", 5.0, "Lockstep: hold the last command if no action arrives within this", range=(0.01, 600.0), unit="s"),
+    _p("episodes", 1, "Episodes to run; then the bridge idles, reporting the last status (0 = forever)", range=(0, 100000)),
+    _p("command_topic", "/coordinator/action_chunk", "heisd_msgs/ActionChunk commands; the first action of each fresh chunk is executed"),
+    _p("action_timeout_s", 5.0, "Lockstep: hold the last command if no fresh action arrives within this", range=(0.01, 600.0), unit="s"),
+    _p("start_delay_s", 0.0, "Wait this long before the first episode (lets the graph come up)", range=(0.0, 600.0), unit="s"),
 )
 
 NODE_PARAMS: Mapping[str, tuple[ParamSpec, ...]] = {
