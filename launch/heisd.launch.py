@@ -6,11 +6,13 @@ Starts the same node executables with the same parameter file as
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -35,18 +37,24 @@ def _nodes(context, *args, **kwargs):
     if value["bundle"]:
         overrides += [f"{n}.bundle:={value['bundle']}" for n in nodes if any(s.name == "bundle" for s in NODE_PARAMS[n])]
     if value["rate"]:
-        overrides.append(f"coordinator.control_rate_hz:={float(value['rate'])}")
+        try:
+            rate = float(value["rate"])
+        except ValueError:
+            raise ValueError(f"launch argument rate:={value['rate']!r} must be a number of Hz") from None
+        overrides.append(f"coordinator.control_rate_hz:={rate}")
         if "sim_bridge" in nodes:
-            overrides.append(f"sim_bridge.control_rate_hz:={float(value['rate'])}")
+            overrides.append(f"sim_bridge.control_rate_hz:={rate}")
     if value["task"]:
         overrides.append(f"sim_bridge.task:={value['task']}")
     config = apply_overrides(load_config(value["config"]), overrides)
-    params_file = write_params_file({n: config.get(n, {}) for n in nodes},
-                                    Path(tempfile.mkdtemp(prefix="heisd-launch-")) / "params.yaml")
     sim_time = value["use_sim_time"].lower() == "true"
-    return [
-        Node(package="heisd_ros", executable=n, name=n, output="screen",
-             parameters=[str(params_file), {"use_sim_time": sim_time}])
+    folder = Path(tempfile.mkdtemp(prefix="heisd-launch-"))
+    params_file = write_params_file({n: {**config.get(n, {}), "use_sim_time": sim_time} for n in nodes}, folder / "params.yaml")
+    cleanup = RegisterEventHandler(OnShutdown(on_shutdown=lambda *_: shutil.rmtree(folder, ignore_errors=True)))
+    # a node that dies stops the whole graph, as `heisd bringup` does
+    return [cleanup] + [
+        Node(package="heisd_ros", executable=f"heisd-{n.replace('_', '-')}", name=n, output="screen",
+             parameters=[str(params_file)], on_exit=Shutdown(reason=f"{n} exited"))
         for n in nodes
     ]
 

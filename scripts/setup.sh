@@ -85,16 +85,21 @@ else
 fi
 
 # 5. Make the editable package visible to ament tools (ros2 run / ros2 launch with
-#    AMENT_PREFIX_PATH=$VENV): index marker, share/ files, executables under lib/heisd_ros.
-mkdir -p "$VENV/share/ament_index/resource_index/packages" "$VENV/share/heisd_ros" "$VENV/lib/heisd_ros"
+#    AMENT_PREFIX_PATH=$VENV): index marker, share/ files (linked one by one: ros2 launch
+#    walks the share directory without following directory links), and the executables
+#    under lib/heisd_ros with the names colcon gives them (heisd-<node>).
+SHARE=$VENV/share/heisd_ros
+mkdir -p "$VENV/share/ament_index/resource_index/packages" "$VENV/lib/heisd_ros"
 touch "$VENV/share/ament_index/resource_index/packages/heisd_ros"
-ln -sfn "$ROOT/package.xml" "$VENV/share/heisd_ros/package.xml"
-ln -sfn "$ROOT/launch" "$VENV/share/heisd_ros/launch"
-ln -sfn "$ROOT/config" "$VENV/share/heisd_ros/config"
+for d in launch config; do
+  [[ -L $SHARE/$d ]] && rm "$SHARE/$d"
+  mkdir -p "$SHARE/$d"
+done
+ln -sfn "$ROOT/package.xml" "$SHARE/package.xml"
+for f in "$ROOT"/launch/*.launch.py; do ln -sfn "$f" "$SHARE/launch/"; done
+for f in "$ROOT"/config/*.yaml; do ln -sfn "$f" "$SHARE/config/"; done
 for exe in "$VENV"/bin/heisd-*; do
-  [[ -e $exe ]] || continue
-  name=$(basename "$exe"); name=${name#heisd-}; name=${name//-/_}
-  ln -sfn "$exe" "$VENV/lib/heisd_ros/$name"
+  [[ -e $exe ]] && ln -sfn "$exe" "$VENV/lib/heisd_ros/$(basename "$exe")"
 done
 
 "$VENV/bin/python" -c "import rclpy, heisd_msgs.msg, heisd_msgs.srv, heisd_ros" \

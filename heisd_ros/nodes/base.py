@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import signal
 import sys
 from typing import Any, Callable
 
@@ -90,14 +91,20 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # a node that cannot start says why and exits non-zero
+        if not rclpy.ok():  # interrupted while still starting: the context was shut down under us
+            return 0
         logger = node.get_logger() if node is not None else rclpy.logging.get_logger("heisd")
         logger.fatal(f"{type(exc).__name__}: {exc}")
         code = 1
     finally:
+        # Ctrl-C in a terminal reaches a node twice (the terminal signals the whole process
+        # group, and ros2 launch forwards its own SIGINT): the second must not cut teardown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             close = getattr(node, "close", None)
             if close is not None:
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # try_shutdown restored the handler rclpy replaced
     return code

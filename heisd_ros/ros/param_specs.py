@@ -179,6 +179,10 @@ NODE_PARAMS: Mapping[str, tuple[ParamSpec, ...]] = {
 }
 
 
+# Parameters every rclpy node has; allowed in parameter files, declared by rclpy itself.
+ROS_BUILTIN: Mapping[str, type] = {"use_sim_time": bool}
+
+
 def spec_map(node: str) -> dict[str, ParamSpec]:
     try:
         return {s.name: s for s in NODE_PARAMS[node]}
@@ -191,6 +195,10 @@ def validate_overrides(node: str, values: Mapping[str, Any]) -> list[str]:
     specs = spec_map(node)
     problems = []
     for name, value in values.items():
+        if name in ROS_BUILTIN:
+            if not isinstance(value, ROS_BUILTIN[name]):
+                problems.append(f"{node}.{name}: expected {ROS_BUILTIN[name].__name__}, got {value!r}")
+            continue
         spec = specs.get(name)
         if spec is None:
             problems.append(f"{node}.{name}: unknown parameter (known: {', '.join(sorted(specs))})")
