@@ -4,13 +4,21 @@ Why one surface: the coordinator node, the benchmarks and the evaluation compare
 autoregressive decoding, drafter SD, retrieval SD and the HeiSD hybrid by swapping the
 object, and every strategy fills ``StepStats`` the same way (stats.py conventions).
 
-The shared speculative step (``speculate``): prefill the observation (1 forward
-pass); if the draft is not empty, score all K candidates in ONE pass (tree mask) and
-let the acceptance rule pick a candidate and its accepted prefix; the VLA's greedy
-token at the first rejected position comes free from that pass (the bonus token);
-greedy decoding then completes the H * D tokens, reusing the kept chain's cache (1
-pass per further token). With strict acceptance the result is exactly the VLA's
-greedy output whatever the draft was.
+The shared speculative step (``speculate``): if the draft is not empty, the observation
+prefix and all K candidates go through the VLA in ONE forward pass (the model's
+optional ``prefill_score``, model.py; a model without it spends 2: ``prefill`` then
+``score`` with the tree mask) and the acceptance rule picks a candidate and its
+accepted prefix; the VLA's greedy token at the first rejected position comes free from
+that pass (the bonus token); greedy decoding then completes the H * D tokens, reusing
+the kept chain's cache (1 pass per further token). With strict acceptance the result
+is exactly the VLA's greedy output whatever the draft was. An empty draft is plain AR:
+prefill (which yields token 0), then 1 pass per further token.
+
+VLA passes per step, T = H * D tokens, m accepted (fused model): AR costs T; a draft
+costs 1 + max(0, T - m - 1), i.e. 1 when fully accepted (or m = T - 1) and T - m
+otherwise; add 1 for a model without ``prefill_score``. Timings: the fused pass is
+reported in ``verify_s`` with ``prefill_s = 0`` (one pass cannot be split); with the
+two-pass fallback ``prefill_s`` and ``verify_s`` time their own passes.
 
 Who verifies is pluggable (``Verifier``): ``LocalVerifier`` runs ``verify_draft`` on a
 VLA in this process; the coordinator node passes a verifier that calls the verifier
@@ -37,7 +45,7 @@ from heisd_ros.core.acceptance import BlockRule, block_relaxed_accept, strict_ac
 from heisd_ros.core.drafters import Draft, Drafter, DraftRequest, NoDrafter, check_compatible
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import MetricValue, choose_branch
-from heisd_ros.core.model import VLAModel
+from heisd_ros.core.model import SupportsPrefillScore, VLAModel
 from heisd_ros.core.observation import Observation
 from heisd_ros.core.stats import Branch, StepStats
 from heisd_ros.core.verify_skip import FixedSkipSchedule, SkipSchedule
@@ -104,7 +112,7 @@ class Verification:
 
 
 def speculate(model: VLAModel, obs: Observation, draft: Draft, acceptance: AcceptanceConfig, stats: StepStats) -> np.ndarray:
-    """Prefill, verify ``draft`` in one pass, complete greedily; fills stats' counters and timings."""
+    """Prefill and verify ``draft`` (one fused pass where the model has it), complete greedily; fills stats."""
     return verify_draft(model, obs, draft, acceptance, stats).bins
 
 
@@ -114,13 +122,20 @@ def verify_draft(model: VLAModel, obs: Observation, draft: Draft, acceptance: Ac
     total = model.tokens_per_step
     passes0 = model.forward_passes
     t0 = time.perf_counter()
-    state = model.prefill(obs)
-    t1 = time.perf_counter()
     prefix = np.zeros(0, np.int64)
     best, per_candidate = -1, []
-    if not draft.empty:
+    if draft.empty:
+        state = model.prefill(obs)
+        t1 = time.perf_counter()
+    else:
         candidates = draft.candidates
-        logits = model.score(state, candidates)
+        if isinstance(model, SupportsPrefillScore):  # one pass for prefix and draft, all timed as verification
+            t1 = t0
+            state, logits = model.prefill_score(obs, candidates)
+        else:
+            state = model.prefill(obs)
+            t1 = time.perf_counter()
+            logits = model.score(state, candidates)
         targets = logits[:, :-1].argmax(axis=-1)
         best, accepted, per_candidate = acceptance.judge(candidates, targets, model.action_dim)
         length = candidates.shape[1]

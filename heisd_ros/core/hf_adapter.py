@@ -16,7 +16,10 @@ Cache handling (transformers 5.x): one ``DynamicCache`` per observation. ``score
 appends K chains to it under a 4-D additive tree mask with shared position ids;
 ``decode`` then keeps the prompt plus the matching chain's KV entries (a gather along
 the sequence axis) and drops the rest, or crops (``DynamicCache.crop(-n)``) when the
-prefix diverges from what is cached.
+prefix diverges from what is cached. ``prefill_score`` (the optional fused operation of
+model.py) lays the K chains out after the prompt in the very pass that fills the cache
+(``fused_attention_mask``), leaving the same cache and tree bookkeeping as ``prefill``
+followed by ``score``.
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ from heisd_ros.core.model import (
     PrefixState,
     check_candidates,
     check_prefix,
+    fused_attention_mask,
+    fused_position_ids,
     tree_attention_mask,
     tree_position_ids,
 )
@@ -228,6 +233,34 @@ class HFCausalVLA:
         logits = torch.cat([st.first_logits.expand(k, 1, -1), chain_logits], dim=1)
         st.tree = (cands, logits)
         return logits.cpu().numpy()
+
+    @torch.inference_mode()
+    def prefill_score(self, obs: Observation, candidates: np.ndarray) -> tuple[PrefixState, np.ndarray]:
+        """``prefill`` and ``score`` in ONE pass: prompt + K chains under the fused mask.
+
+        Returns the state (cache: prompt, then the chains, as after prefill + score) and
+        the (K, L+1, n_bins) logits; works on the token-id and the image-prefix
+        (``inputs_embeds``) path alike.
+        """
+        obs.validate()
+        cands = check_candidates(candidates, self.n_bins, self.tokens_per_step)
+        k, length = cands.shape
+        ids, embeds = self._prefix_embeddings(obs)
+        prompt_length = int(embeds.shape[0])
+        chain_ids = self.action_token_ids[torch.as_tensor(cands.reshape(-1), device=self._device)]
+        mask = fused_attention_mask(prompt_length, k, length, self._dtype).to(self._device)
+        positions = fused_position_ids(prompt_length, k, length).to(self._device)
+        cache = DynamicCache(config=self.model.config)
+        kw = {"attention_mask": mask, "position_ids": positions}
+        if ids is not None:
+            out = self._forward(cache, ids=torch.cat([ids, chain_ids]), **kw)
+        else:
+            chain_embeds = self.model.get_input_embeddings()(chain_ids).to(embeds.dtype)
+            out = self._forward(cache, embeds=torch.cat([embeds, chain_embeds]), **kw)
+        first = out[prompt_length - 1]
+        logits = torch.cat([first.expand(k, 1, -1), out[prompt_length:].view(k, length, -1)], dim=1)
+        state = _HFState(prompt_length=prompt_length, cache=cache, first_logits=first, tree=(cands, logits))
+        return state, logits.cpu().numpy()
 
     # ------------------------------------------------------------ decode
     @torch.inference_mode()

@@ -22,6 +22,19 @@ indices* 0..n_bins-1 (token distance == bin distance, see tokenizer.py):
 - ``embed(obs)``: the retrieval key (visual + language), float32 1-D, WITHOUT a pass of
   the language model, so verify-skip steps cost no VLA call.
 
+OPTIONAL fused operation (``SupportsPrefillScore``): drafts from retrieval or from the
+drafter do not depend on the VLA's prefill, so they can be verified in the same pass as
+the prefix.
+
+- ``prefill_score(obs, candidates) -> (state, logits)``: ONE forward pass over the
+  prompt followed by the K chains (prompt causal; each chain sees the whole prompt and
+  causally itself, not the other chains; chain position j at position id
+  prompt_len + j). ``logits`` are exactly what ``score(prefill(obs), candidates)``
+  returns, and ``state`` is what that pair leaves behind: ``decode`` reuses the kept
+  chain's KV entries and drops the others. A fully accepted draft then costs a single
+  pass per step. Models without it keep working: ``verify_draft`` (decoding.py) falls
+  back to ``prefill`` + ``score`` (two passes).
+
 ``forward_passes`` counts full-model passes since construction (prefill counts one);
 decoders read differences of it to fill StepStats. A step's tokens_per_step = H * D.
 """
@@ -80,6 +93,15 @@ class VLAModel(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsPrefillScore(Protocol):
+    """A VLAModel that can prefill and score a draft in one forward pass (see module docstring)."""
+
+    def prefill_score(self, obs: Observation, candidates: np.ndarray) -> tuple[PrefixState, np.ndarray]:
+        """Prefix + (K, L) candidate bins in one pass -> (state as after prefill + score, (K, L+1, n_bins) logits)."""
+        ...
+
+
 def check_candidates(candidates: np.ndarray, n_bins: int, max_length: int) -> np.ndarray:
     """Validate a (K, L) candidate array of bins (K >= 1, 1 <= L <= max_length) and return it as int64."""
     c = np.asarray(candidates)
@@ -106,6 +128,22 @@ def check_prefix(prefix: np.ndarray, n: int, n_bins: int, max_length: int) -> np
     return p.astype(np.int64)
 
 
+def _tree_allowed(prompt_length: int, num_chains: int, chain_length: int) -> torch.Tensor:
+    """Boolean (K*L, prompt_length + K*L): chain query (k, j) sees the prompt and chain k's 0..j."""
+    k, length = num_chains, chain_length
+    chain = torch.arange(k).repeat_interleave(length)
+    pos = torch.arange(length).repeat(k)
+    allowed_tree = (chain[:, None] == chain[None, :]) & (pos[None, :] <= pos[:, None])
+    return torch.cat([torch.ones(k * length, prompt_length, dtype=torch.bool), allowed_tree], dim=1)
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean (Q, KV) -> additive (1, 1, Q, KV): 0 = attend, dtype's minimum = blocked (eager and SDPA)."""
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]
+
+
 def tree_attention_mask(prompt_length: int, num_chains: int, chain_length: int, dtype: torch.dtype) -> torch.Tensor:
     """Additive 4-D mask (1, 1, K*L, prompt_length + K*L) for K chains laid out one after another.
 
@@ -113,16 +151,27 @@ def tree_attention_mask(prompt_length: int, num_chains: int, chain_length: int, 
     nothing of the other chains. 0 = attend, dtype's minimum = blocked (works for both
     eager and SDPA attention).
     """
-    k, length = num_chains, chain_length
-    chain = torch.arange(k).repeat_interleave(length)
-    pos = torch.arange(length).repeat(k)
-    allowed_tree = (chain[:, None] == chain[None, :]) & (pos[None, :] <= pos[:, None])
-    allowed = torch.cat([torch.ones(k * length, prompt_length, dtype=torch.bool), allowed_tree], dim=1)
-    mask = torch.zeros(allowed.shape, dtype=dtype)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask[None, None]
+    return _additive(_tree_allowed(prompt_length, num_chains, chain_length), dtype)
 
 
 def tree_position_ids(prompt_length: int, num_chains: int, chain_length: int) -> torch.Tensor:
     """(1, K*L) position ids: every chain restarts at prompt_length (shared positions)."""
     return (prompt_length + torch.arange(chain_length).repeat(num_chains))[None]
+
+
+def fused_attention_mask(prompt_length: int, num_chains: int, chain_length: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive 4-D mask (1, 1, N, N), N = prompt_length + K*L, for prompt + chains in one pass.
+
+    Prompt rows are causal over the prompt and see no chain; chain rows are the
+    ``tree_attention_mask`` rows, so the cache holds the same entries as prefill + score.
+    """
+    n = num_chains * chain_length
+    prompt_rows = torch.cat([torch.ones(prompt_length, prompt_length, dtype=torch.bool).tril(),
+                             torch.zeros(prompt_length, n, dtype=torch.bool)], dim=1)
+    allowed = torch.cat([prompt_rows, _tree_allowed(prompt_length, num_chains, chain_length)], dim=0)
+    return _additive(allowed, dtype)
+
+
+def fused_position_ids(prompt_length: int, num_chains: int, chain_length: int) -> torch.Tensor:
+    """(1, prompt_length + K*L) position ids: 0..prompt_length-1, then the shared chain positions."""
+    return torch.cat([torch.arange(prompt_length)[None], tree_position_ids(prompt_length, num_chains, chain_length)], dim=1)

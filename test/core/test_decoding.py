@@ -88,8 +88,8 @@ def test_strict_sd_is_exact_for_right_wrong_and_partly_right_drafts(vlas, accept
             np.testing.assert_array_equal(result.bins, ref)
             s = result.stats
             assert (s.drafted, s.accepted, s.candidates) == (L, accepted_right, 1)
-            # prefill + verify (+ bonus token free) + one pass per remaining token
-            assert s.forward_passes == (2 if accepted_right == L else L - accepted_right + 1)
+            # one fused prefill + verify pass (bonus token free), then one pass per remaining token
+            assert s.forward_passes == (1 if accepted_right == L else L - accepted_right)
             assert s.accepted_per_position == [1] * accepted_right + [0] * (L - accepted_right)
             assert drafter.feedback == [(L, accepted_right)]
 
@@ -105,10 +105,10 @@ def test_strict_sd_with_a_real_drafter_model_is_exact(vlas):
             assert result.stats.draft_s > 0 and result.stats.branch is Branch.DRAFTER
 
 
-def test_self_drafting_accepts_everything_in_two_passes(vlas):
+def test_self_drafting_accepts_everything_in_one_pass(vlas):
     vla = vlas[0]
     result = SpeculativeDecoder(vla, ModelDrafter(vla), STRICT).step(make_obs(1))
-    assert (result.stats.accepted, result.stats.forward_passes) == (L, 2)
+    assert (result.stats.accepted, result.stats.forward_passes) == (L, 1)  # the drafter's own passes are not the verifier's
 
 
 def test_multi_candidate_strict_keeps_longest_match(vlas):
@@ -118,14 +118,14 @@ def test_multi_candidate_strict_keeps_longest_match(vlas):
     cands = np.stack([np.r_[ref[:2], (ref[2:] + 3) % N_BINS], np.r_[ref[:5], (ref[5:] + 3) % N_BINS], (ref + 9) % N_BINS])
     result = SpeculativeDecoder(vla, FixedDrafter(cands), STRICT).step(obs)
     np.testing.assert_array_equal(result.bins, ref)
-    assert (result.stats.accepted, result.stats.candidates, result.stats.forward_passes) == (5, 3, 3)
+    assert (result.stats.accepted, result.stats.candidates, result.stats.forward_passes) == (5, 3, 2)
 
 
 def test_token_relaxed_accepts_within_radius(vlas):
     vla, obs, r = vlas[2], make_obs(0), 9
     chain = relaxed_chain(vla, obs, [r, -r, 4, 0, -7, r, 2])
     result = SpeculativeDecoder(vla, FixedDrafter(chain), AcceptanceConfig("token", r)).step(obs)
-    assert (result.stats.accepted, result.stats.forward_passes) == (L, 2)
+    assert (result.stats.accepted, result.stats.forward_passes) == (L, 1)
     np.testing.assert_array_equal(result.bins, chain)
     assert abs(int(result.bins[0]) - int(hf_greedy(vla, obs, 1)[0])) <= r  # token 0 vs AR
     # strict acceptance of the same draft stops at the first shifted token and stays exact
@@ -149,7 +149,7 @@ def test_block_relaxed_over_candidates_in_one_pass(vlas):
     failing_second_block = relaxed_chain(vla, obs, [0, 0, 0, 24, 24, 0, 0])  # sum 48 >= 45
     decoder = SpeculativeDecoder(vla, FixedDrafter(np.stack([failing_second_block, passing])), AcceptanceConfig("block"))
     result = decoder.step(obs)
-    assert (result.stats.accepted, result.stats.candidates, result.stats.forward_passes) == (L, 2, 2)
+    assert (result.stats.accepted, result.stats.candidates, result.stats.forward_passes) == (L, 2, 1)
     np.testing.assert_array_equal(result.bins, passing)
     alone = SpeculativeDecoder(vla, FixedDrafter(failing_second_block), AcceptanceConfig("block")).step(obs)
     assert alone.stats.accepted == 3  # decoding continues from the failed block with the VLA

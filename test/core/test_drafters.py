@@ -54,14 +54,14 @@ def test_retrieval_drafter_finds_own_entry_first(vlas, store):
 
 
 def test_retrieval_sd_with_familiar_observations(vlas, store):
-    """Own entry on top: strict retrieval SD accepts the whole chunk in prefill + 1 verify pass."""
+    """Own entry on top: strict retrieval SD accepts the whole chunk in one fused prefill + verify pass."""
     vla = vlas[0]
     decoder = SpeculativeDecoder(vla, RetrievalDrafter(store, vla), AcceptanceConfig("strict"))
     for obs in OBS[:3]:
         result = decoder.step(obs)
         np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, 7))
         s = result.stats
-        assert (s.branch, s.accepted, s.candidates, s.forward_passes) == (Branch.RETRIEVAL, 7, 5, 2)
+        assert (s.branch, s.accepted, s.candidates, s.forward_passes) == (Branch.RETRIEVAL, 7, 5, 1)
 
 
 def test_retrieval_without_joint_positions_in_the_store(vlas):

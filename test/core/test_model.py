@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from heisd_ros.core.errors import InvalidInputError
-from heisd_ros.core.model import VLAModel, check_candidates, check_prefix, tree_attention_mask, tree_position_ids
+from heisd_ros.core.model import (
+    SupportsPrefillScore,
+    VLAModel,
+    check_candidates,
+    check_prefix,
+    fused_attention_mask,
+    fused_position_ids,
+    tree_attention_mask,
+    tree_position_ids,
+)
 
 
 def test_tree_mask_pattern():
@@ -26,6 +35,16 @@ def test_tree_mask_pattern():
     )
     np.testing.assert_array_equal(allowed, expected)
     assert float(mask.min()) == torch.finfo(torch.float32).min
+
+
+def test_fused_mask_is_causal_prompt_over_tree_rows():
+    """Prompt rows: causal, blind to the chains; chain rows: exactly the tree mask's rows."""
+    mask = fused_attention_mask(prompt_length=2, num_chains=2, chain_length=3, dtype=torch.float32)
+    assert mask.shape == (1, 1, 8, 8)
+    allowed = (mask[0, 0] == 0).int().numpy()
+    np.testing.assert_array_equal(allowed[:2], [[1, 0, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(mask[0, 0, 2:], tree_attention_mask(2, 2, 3, torch.float32)[0, 0])
+    np.testing.assert_array_equal(fused_position_ids(2, 2, 3).numpy(), [[0, 1, 2, 3, 4, 2, 3, 4]])
 
 
 def test_tree_positions_are_shared():
@@ -58,4 +77,4 @@ def test_bad_prefix_requests():
 
 
 def test_adapter_satisfies_protocol(vlas):
-    assert isinstance(vlas[0], VLAModel)
+    assert isinstance(vlas[0], VLAModel) and isinstance(vlas[0], SupportsPrefillScore)
