@@ -11,6 +11,7 @@ m or rad per unit), control at ``control_rate`` Hz.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -83,6 +84,9 @@ class SimEnv:
         self.control_rate = float(control_rate)
         select_gl_backend()
         import robosuite  # imported only after MUJOCO_GL is settled
+
+        # robosuite warns on every make() about controller parts a robot lacks: keep errors only.
+        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
         from robosuite.controllers import load_composite_controller_config
 
         import heisd_ros.sim.variants  # noqa: F401  registers this project's environments with robosuite

@@ -1,0 +1,57 @@
+"""Running a scripted expert for one episode, with an optional per-step observer.
+
+Both demonstration recording (which writes every observation and action to a
+bag) and success-rate measurement (which records nothing) go through
+``run_expert_episode``, so what is measured is exactly what is recorded.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from heisd_ros.sim.env import SimEnv, SimObservation
+from heisd_ros.sim.experts import SegmentExpert
+
+# Steps the expert keeps holding after it finishes, so the bag shows the settled outcome.
+SETTLE_STEPS = 5
+
+Observer = Callable[[SimObservation, "np.ndarray | None"], None]
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    wall_s: float
+
+
+def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps: int | None = None,
+                       observer: Observer | None = None) -> EpisodeResult:
+    """Reset with ``seed`` and let the expert act until its plan ends (plus a few settle steps) or
+    ``max_steps``; success is the task's success flag at the last step.
+
+    ``observer(obs, action)`` is called for every observation with the action then taken
+    (None for the final observation).
+    """
+    limit = int(max_steps if max_steps is not None else env.task.max_steps)
+    if limit <= 0:
+        raise ValueError(f"max_steps must be positive, got {limit}")
+    start = time.perf_counter()
+    obs = env.reset(seed)
+    expert.reset(obs, seed)
+    settle = SETTLE_STEPS
+    while obs.step < limit and settle > 0:
+        action = expert.act(obs)
+        if observer is not None:
+            observer(obs, action)
+        obs = env.step(action)
+        if expert.done:
+            settle -= 1
+    if observer is not None:
+        observer(obs, None)
+    return EpisodeResult(env.task.name, int(seed), bool(obs.success), obs.step, time.perf_counter() - start)
