@@ -8,8 +8,11 @@ the bundle, so a deployment cannot silently drift from training.
 
 Proprio recipe (``PROPRIO_FEATURES``): EE position (3, m), EE orientation as the first
 two columns of its rotation matrix (6; continuous, unlike a quaternion whose sign
-flips), gripper opening (1; 1 = open, 0 = closed), each standardised with the
-demonstrations' mean and std.
+flips), and one gripper value, each standardised with the demonstrations' mean and
+std. The gripper value is the mean |position| of the spec's ``gripper_joints`` (read
+by name from the joint states, as bags and robots publish them: for the Panda the
+finger half-width); only a spec without gripper joints takes the caller's gripper
+opening (1 = open, 0 = closed) instead.
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ class InputSpec:
     cameras: list[str]
     image_size: int
     joint_names: list[str]
+    gripper_joints: list[str] = field(default_factory=list)
     proprio_mean: list[float] = field(default_factory=lambda: [0.0] * len(PROPRIO_FEATURES))
     proprio_std: list[float] = field(default_factory=lambda: [1.0] * len(PROPRIO_FEATURES))
 
@@ -82,15 +86,31 @@ class InputSpec:
             raise InvalidInputError("proprio mean must be finite and std finite and > 0")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise InvalidInputError(f"joint_names contain duplicates: {self.joint_names}")
+        if len(set(self.gripper_joints)) != len(self.gripper_joints):
+            raise InvalidInputError(f"gripper_joints contain duplicates: {self.gripper_joints}")
 
-    @classmethod
-    def fit(cls, cameras: Sequence[str], image_size: int, joint_names: Sequence[str], raw: np.ndarray) -> "InputSpec":
-        """Statistics from (N, 10) raw proprio features of the demonstrations (std floored at 1e-3)."""
+    def with_statistics(self, raw: np.ndarray) -> "InputSpec":
+        """This recipe with mean/std from (N, 10) raw proprio features of the demonstrations (std floored at 1e-3)."""
         arr = np.asarray(raw, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != len(PROPRIO_FEATURES) or arr.shape[0] == 0:
             raise InvalidInputError(f"raw proprio must be (N, {len(PROPRIO_FEATURES)}) with N >= 1, got {arr.shape}")
-        return cls(list(cameras), int(image_size), list(joint_names), arr.mean(0).tolist(),
-                   np.maximum(arr.std(0), _STD_FLOOR).tolist())
+        return InputSpec(list(self.cameras), self.image_size, list(self.joint_names), list(self.gripper_joints),
+                         arr.mean(0).tolist(), np.maximum(arr.std(0), _STD_FLOOR).tolist())
+
+    def gripper_value(self, joint_names: Sequence[str], joint_positions: np.ndarray,
+                      gripper: float | np.ndarray | None) -> np.ndarray:
+        """The gripper feature (...,): mean |q| of the gripper joints, or the given opening without gripper joints."""
+        if self.gripper_joints:
+            picked = _pick(self.gripper_joints, joint_names, joint_positions, "gripper joints")
+            return np.abs(picked).mean(axis=-1)
+        if gripper is None:
+            raise InvalidInputError("this model reads the gripper opening (1 = open, 0 = closed); pass gripper")
+        return np.asarray(gripper, dtype=np.float64)
+
+    def raw_features(self, joint_names: Sequence[str], joint_positions: np.ndarray, ee_position: np.ndarray,
+                     ee_quaternion: np.ndarray, gripper: float | np.ndarray | None = None) -> np.ndarray:
+        """(..., 10) un-normalised proprio of one step or (with leading axes) of many."""
+        return raw_proprio(ee_position, ee_quaternion, self.gripper_value(joint_names, joint_positions, gripper))
 
     def normalize_proprio(self, raw: np.ndarray) -> np.ndarray:
         """Standardise raw features (..., 10) -> float32."""
@@ -98,15 +118,7 @@ class InputSpec:
 
     def select_joints(self, joint_names: Sequence[str], joint_positions: np.ndarray) -> np.ndarray:
         """The positions of this spec's joints, picked by name from whatever order the robot publishes."""
-        positions = np.asarray(joint_positions, dtype=np.float64)
-        names = list(joint_names)
-        if positions.shape[-1:] != (len(names),):
-            raise InvalidInputError(f"{len(names)} joint names but joint positions of shape {positions.shape}")
-        index = {n: i for i, n in enumerate(names)}
-        missing = [n for n in self.joint_names if n not in index]
-        if missing:
-            raise InvalidInputError(f"joint states lack joints {missing} that the model needs (got {names})")
-        return positions[..., [index[n] for n in self.joint_names]]
+        return _pick(self.joint_names, joint_names, joint_positions, "joints")
 
     def prepare_images(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The spec's cameras, resized to image_size; a missing camera raises InvalidInputError."""
@@ -122,18 +134,20 @@ class InputSpec:
                     gripper: float | None, stamp: float) -> Observation:
         """Robot signals -> the model's validated Observation (the recipe in the module docstring).
 
-        Joints are picked by name; EE pose and gripper are required (the proprio vector
-        needs them) and are checked for NaN/inf.
+        Joints are picked by name; the EE pose is required (the proprio vector needs it)
+        and checked for NaN/inf; ``gripper`` is only read by a recipe without gripper
+        joints (module docstring).
         """
-        if ee_position is None or ee_quaternion is None or gripper is None:
-            missing = [n for n, v in (("ee_position", ee_position), ("ee_quaternion", ee_quaternion), ("gripper", gripper)) if v is None]
+        if ee_position is None or ee_quaternion is None:
+            missing = [n for n, v in (("ee_position", ee_position), ("ee_quaternion", ee_quaternion)) if v is None]
             raise InvalidInputError(f"the model's proprio needs {missing}; pass them (e.g. from TF or forward kinematics)")
-        proprio = self.normalize_proprio(raw_proprio(ee_position, ee_quaternion, np.float64(gripper)))
+        positions = np.asarray(joint_positions, dtype=np.float64)
+        proprio = self.normalize_proprio(self.raw_features(joint_names, positions, ee_position, ee_quaternion, gripper))
         return Observation(
             images=self.prepare_images(images),
             instruction=instruction,
             joint_names=list(self.joint_names),
-            joint_positions=self.select_joints(joint_names, joint_positions).astype(np.float64),
+            joint_positions=self.select_joints(joint_names, positions),
             proprio=proprio,
             ee_position=np.asarray(ee_position, dtype=np.float64).copy(),
             stamp=float(stamp),
@@ -141,14 +155,34 @@ class InputSpec:
 
     def to_dict(self) -> dict:
         return {"cameras": self.cameras, "image_size": self.image_size, "joint_names": self.joint_names,
-                "proprio_features": list(PROPRIO_FEATURES), "proprio_mean": self.proprio_mean, "proprio_std": self.proprio_std}
+                "gripper_joints": self.gripper_joints, "proprio_features": list(PROPRIO_FEATURES), "proprio_mean": self.proprio_mean, "proprio_std": self.proprio_std}
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputSpec":
         try:
             if list(d["proprio_features"]) != list(PROPRIO_FEATURES):
                 raise InvalidInputError(f"proprio features {d['proprio_features']} differ from this version's {PROPRIO_FEATURES}")
-            return cls(list(d["cameras"]), int(d["image_size"]), list(d["joint_names"]),
+            return cls(list(d["cameras"]), int(d["image_size"]), list(d["joint_names"]), list(d["gripper_joints"]),
                        list(d["proprio_mean"]), list(d["proprio_std"]))
         except (KeyError, TypeError) as exc:
             raise InvalidInputError(f"input spec lacks or mistypes a field: {exc}") from None
+
+
+def _pick(wanted: Sequence[str], joint_names: Sequence[str], joint_positions: np.ndarray, what: str) -> np.ndarray:
+    """Columns ``wanted`` of (..., J) positions published under ``joint_names``; clear errors on mismatch."""
+    positions = np.asarray(joint_positions, dtype=np.float64)
+    names = list(joint_names)
+    if positions.shape[-1:] != (len(names),):
+        raise InvalidInputError(f"{len(names)} joint names but joint positions of shape {positions.shape}")
+    if not np.all(np.isfinite(positions)):
+        raise InvalidInputError("joint positions contain NaN or inf")
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in wanted if n not in index]
+    if missing:
+        raise InvalidInputError(f"joint states lack {what} {missing} that the model needs (got {names})")
+    return positions[..., [index[n] for n in wanted]]
+
+
+def default_gripper_joints(joint_names: Sequence[str]) -> list[str]:
+    """Joints that belong to a gripper or hand by their name (finger/gripper/hand)."""
+    return [n for n in joint_names if any(k in n.lower() for k in ("finger", "gripper", "hand"))]

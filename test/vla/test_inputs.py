@@ -60,9 +60,18 @@ def test_resize_keeps_uniform_colour_and_is_identity_at_size():
     assert resize_images(same, 32) is same
 
 
+def test_gripper_value_comes_from_the_gripper_joints_by_name():
+    s = InputSpec(["front", "wrist"], 32, JOINTS, gripper_joints=["f1", "f2"])
+    names = ["f2", "j1", "j2", "j3", "f1"]
+    obs = s.observation(images(), "x", names, np.array([-0.03, 0, 0, 0, 0.01]), np.zeros(3), np.array([0, 0, 0, 1.0]), None, 0.0)
+    assert obs.proprio[-1] == pytest.approx(0.02)  # mean |q| of the fingers (std 1, mean 0)
+    with pytest.raises(InvalidInputError, match="gripper joints"):
+        s.observation(images(), "x", JOINTS, np.zeros(3), np.zeros(3), np.array([0, 0, 0, 1.0]), None, 0.0)
+
+
 def test_proprio_statistics_roundtrip_and_standardise():
     raw = np.random.default_rng(1).normal(5.0, 2.0, (200, len(PROPRIO_FEATURES)))
-    s = InputSpec.fit(["front"], 32, JOINTS, raw)
+    s = InputSpec(["front"], 32, JOINTS).with_statistics(raw)
     z = s.normalize_proprio(raw)
     np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
     assert InputSpec.from_dict(s.to_dict()) == s

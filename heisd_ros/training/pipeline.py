@@ -1,0 +1,250 @@
+"""The build stages as commands: shared arguments, one runner per stage, the final summary.
+
+Why one module: ``heisd train``, ``train-drafter``, ``build-cache``, ``calibrate`` and
+``build-bundle`` must split the demonstrations the same way (same held-out
+episodes), seed the same way and reseal the manifest after every stage, so the CLI
+modules only register their parsers and call the runners here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from heisd_ros.bundle.format import seal
+from heisd_ros.core.errors import HeisdError
+from heisd_ros.training.cache import build_cache
+from heisd_ros.training.calibration import calibrate
+from heisd_ros.training.demos import Episode
+from heisd_ros.training.distill import train_drafter
+from heisd_ros.training.fit import FitConfig
+from heisd_ros.training.sources import load_episodes, source_records, split_holdout
+from heisd_ros.training.train_vla import train_vla
+from heisd_ros.vla.config import VLAConfig
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="directory of 'heisd collect' bags (or synthetic:<n>[:<steps>])")
+    p.add_argument("--tasks", nargs="*", default=None, help="only these tasks (default: all in the data)")
+    p.add_argument("--holdout", type=int, default=2, help="highest-seed episodes per task kept out of training (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_bundle_arg(p: argparse.ArgumentParser, flag: str = "--bundle") -> None:
+    p.add_argument(flag, required=True, type=Path, dest="bundle", help="bundle directory (created if needed)")
+
+
+def add_vla_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("VLA")
+    g.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--horizon", type=int, default=1, help="actions per step H (OpenVLA: 1)")
+    g.add_argument("--image-size", type=int, default=64)
+    g.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"])
+    g.add_argument("--hidden", type=int, default=128)
+    g.add_argument("--layers", type=int, default=4)
+    g.add_argument("--joints", nargs="*", default=None, help="joint names for the retrieval bins (default: all recorded)")
+
+
+def add_drafter_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    g = p.add_argument_group("drafter")
+    g.add_argument(f"--{prefix}steps", type=int, default=1500, dest=f"{prefix.replace('-', '_')}steps")
+    g.add_argument(f"--{prefix}seed", type=int, default=1, dest=f"{prefix.replace('-', '_')}seed")
+
+
+def add_cache_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("retrieval cache")
+    g.add_argument("--cache-horizon", type=int, default=None, help="steps of payload per entry (default: the VLA's H)")
+    g.add_argument("--joint-bin-width", type=float, default=0.25, help="rad per coarse joint bin")
+
+
+def add_calibration_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("calibration")
+    g.add_argument("--window", type=int, default=5)
+    g.add_argument("--alpha", type=float, default=0.5)
+    g.add_argument("--max-error", type=float, default=8.0, help="bound on retrieval-branch mean bin error (tau rule)")
+    g.add_argument("--stride", type=int, default=2, help="use every n-th held-out frame for tau")
+
+
+def episodes_for(args: argparse.Namespace) -> tuple[list[Episode], list[Episode], list[Episode]]:
+    """(all, train, held out) of the command's data."""
+    episodes = load_episodes(args.data, args.tasks)
+    train, held = split_holdout(episodes, args.holdout)
+    return episodes, train, held
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command with every effective option (defaults included), as recorded in the manifest."""
+    parts = ["heisd", args.command]
+    for key, value in sorted(vars(args).items()):
+        if key in ("command", "func", "verbose") or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts += [flag] + [str(v) for v in value]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+def _report(stage: str, info: dict, started: float) -> None:
+    """The final summary line(s) of a stage."""
+    summary = {"stage": stage, "seconds": round(time.perf_counter() - started, 1), "metrics": info.get("metrics", {})}
+    print(json.dumps(summary, indent=1, default=float))
+
+
+def run_train(args: argparse.Namespace, bundle: Path) -> dict:
+    started = time.perf_counter()
+    episodes, train, held = episodes_for(args)
+    cfg = VLAConfig(cameras=list(args.cameras), image_size=args.image_size, horizon=args.horizon,
+                    hidden=args.hidden, layers=args.layers, intermediate=int(args.hidden * 2.6875))
+    fit_cfg = FitConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    info = train_vla(train, bundle, cfg, fit_cfg, joint_names=args.joints, progress=not args.quiet)
+    info["heldout_per_task"] = args.holdout
+    info["seconds"] = time.perf_counter() - started
+    seal(bundle, "train", info, sources=source_records(episodes, held), command=command_line(args))
+    _report("train", info, started)
+    return info
+
+
+def run_train_drafter(args: argparse.Namespace, bundle: Path) -> dict:
+    started = time.perf_counter()
+    _, train, _ = episodes_for(args)
+    fit_cfg = FitConfig(steps=args.drafter_steps, batch_size=64, lr=2e-3, seed=args.drafter_seed, shift=0)
+    info = train_drafter(bundle, train, fit_cfg, progress=not args.quiet)
+    info["seconds"] = time.perf_counter() - started
+    seal(bundle, "train-drafter", info, command=command_line(args))
+    _report("train-drafter", info, started)
+    return info
+
+
+def run_build_cache(args: argparse.Namespace, bundle: Path) -> dict:
+    started = time.perf_counter()
+    _, train, _ = episodes_for(args)
+    info = build_cache(bundle, train, horizon=args.cache_horizon, joint_bin_width=args.joint_bin_width)
+    info["seconds"] = time.perf_counter() - started
+    seal(bundle, "build-cache", info, command=command_line(args))
+    _report("build-cache", info, started)
+    return info
+
+
+def run_calibrate(args: argparse.Namespace, bundle: Path) -> dict:
+    started = time.perf_counter()
+    _, train, held = episodes_for(args)
+    info = calibrate(bundle, train, held, window=args.window, alpha=args.alpha, max_error=args.max_error,
+                     frame_stride=args.stride, progress=not args.quiet)
+    info["seconds"] = time.perf_counter() - started
+    seal(bundle, "calibrate", info, command=command_line(args))
+    _report("calibrate", info, started)
+    return info
+
+
+def command(runner: Callable[[argparse.Namespace, Path], dict]) -> Callable[[argparse.Namespace], int]:
+    """A CLI ``func`` running one stage on ``args.bundle``: 0 on success, 2 with a one-line error otherwise."""
+
+    def func(args: argparse.Namespace) -> int:
+        try:
+            runner(args, args.bundle)
+        except (HeisdError, ValueError) as exc:
+            print(f"heisd {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    return func
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("closed-loop evaluation (held-out seeds)")
+    g.add_argument("--eval-episodes", type=int, default=0, help="episodes per task and method (0 = skip)")
+    g.add_argument("--eval-seed-start", type=int, default=1000, help="first evaluation seed (never a training seed)")
+    g.add_argument("--eval-methods", nargs="+", default=["ar"], help="decoding methods to evaluate")
+
+
+def run_eval(args: argparse.Namespace, bundle: Path) -> dict:
+    """Closed-loop success per task and method on held-out seeds, recorded in the manifest."""
+    from heisd_ros.bundle.loader import load_bundle
+    from heisd_ros.eval.rollout import run_rollouts
+
+    started = time.perf_counter()
+    loaded = load_bundle(bundle)
+    seeds = list(range(args.eval_seed_start, args.eval_seed_start + args.eval_episodes))
+    results = {}
+    for task in sorted(loaded.tasks):
+        for method in args.eval_methods:
+            summary = run_rollouts(loaded, task, method, seeds, progress=not args.quiet).summary()
+            results[f"{task}/{method}"] = {k: summary[k] for k in ("success_rate", "successes", "episodes", "seeds", "mean_steps")}
+            results[f"{task}/{method}"]["decoding"] = {k: summary["decoding"][k] for k in
+                                                       ("mean_accepted_length", "forward_passes_per_step", "latency_ms", "branch_mix")}
+    info = {"seeds": seeds, "metrics": results, "seconds": time.perf_counter() - started}
+    seal(bundle, "eval", info, command=command_line(args))
+    _report("eval", info, started)
+    return info
+
+
+def bundle_size(bundle: Path) -> int:
+    return sum(p.stat().st_size for p in Path(bundle).rglob("*") if p.is_file())
+
+
+def write_readme(bundle: Path, build_seconds: float | None = None) -> None:
+    """README.md from the manifest: what the bundle is, how it was built, what was measured."""
+    from heisd_ros.bundle.format import MANIFEST, README, read_json
+
+    m = read_json(Path(bundle) / MANIFEST, "bundle manifest")
+    st = m.get("stages", {})
+    train = st.get("train", {})
+    lines = [
+        "# heisd_ros model bundle", "",
+        "A small OpenVLA-style VLA (CNN visual prefix + proprio + instruction words -> Llama decoder emitting",
+        "OpenVLA action tokens), its distilled drafter, the retrieval datastore built from the demonstrations and",
+        "the calibrated HeiSD fused-metric ranges and tau. Load it with `heisd_ros.bundle.load_bundle(path)`.", "",
+        "## Contents", "",
+        "- `vla/`: config.json, model.safetensors (fp16 storage), interface.json (tokenizer, actions, inputs, tasks)",
+        "- `drafter/`: the drafter (same interface)",
+        "- `retrieval/`: RetrievalDatastore (one collection per instruction)",
+        "- `calibration.json`: window, alpha, ranges, tau, the tau rule and its sweep",
+        "- `manifest.json`: versions, sources with sha256, seeds, metrics, sha256 of every file", "",
+        "## Tasks", "",
+    ]
+    interface = read_json(Path(bundle) / "vla" / "interface.json", "interface")
+    lines += [f"- `{name}`: \"{instr}\"" for name, instr in sorted(interface.get("tasks", {}).items())]
+    sources = m.get("sources", [])
+    lines += ["", "## How it was built", "",
+              f"From {sum(s['role'] == 'train' for s in sources)} training and {sum(s['role'] == 'heldout' for s in sources)} "
+              f"held-out demonstration episodes ({sum(s['steps'] for s in sources)} steps). Commands:", ""]
+    lines += [f"- `{name}`: `{s.get('command', '')}`" for name, s in st.items()]
+    lines += ["", "## Measured", "", "```", json.dumps(m.get("metrics", {}), indent=1, default=float), "```", ""]
+    tau_rule = st.get("calibrate", {}).get("rule")
+    if tau_rule:
+        lines += [f"tau = {st['calibrate']['metric_config']['tau']}: {tau_rule}.", ""]
+    if build_seconds is not None:
+        lines += [f"Build time: {build_seconds / 60:.1f} min on the build machine.", ""]
+    lines += [f"Parameters: VLA {train.get('parameters', '?')}, drafter {st.get('train-drafter', {}).get('parameters', '?')}.", ""]
+    (Path(bundle) / README).write_text("\n".join(lines))
+
+
+def run_build_bundle(args: argparse.Namespace, bundle: Path) -> dict:
+    """All stages in order into one bundle, then evaluation (optional), README and the final seal."""
+    started = time.perf_counter()
+    bundle.mkdir(parents=True, exist_ok=True)
+    if any(bundle.iterdir()) and not args.force:
+        raise HeisdError(f"{bundle} is not empty; pass --force to rebuild into it")
+    infos = {"train": run_train(args, bundle), "train-drafter": run_train_drafter(args, bundle),
+             "build-cache": run_build_cache(args, bundle), "calibrate": run_calibrate(args, bundle)}
+    if args.eval_episodes:
+        infos["eval"] = run_eval(args, bundle)
+    seconds = time.perf_counter() - started
+    write_readme(bundle, seconds)
+    manifest = seal(bundle, "build-bundle", {"seconds": seconds, "size_bytes": bundle_size(bundle)},
+                    command=command_line(args))
+    write_readme(bundle, seconds)  # README is sealed: regenerate with the final stage table, then reseal
+    seal(bundle)
+    print(json.dumps({"bundle": str(bundle), "build_minutes": round(seconds / 60, 1),
+                      "size_mb": round(bundle_size(bundle) / 2**20, 2), "metrics": manifest["metrics"]}, indent=1, default=float))
+    return infos
