@@ -45,7 +45,11 @@ class _HeisdNodeMixin:
     # Status ------------------------------------------------------------------
     def set_status(self, level: int, message: str) -> None:
         if (level, message) != self._status and level != OK:
-            (self.get_logger().warning if level == WARN else self.get_logger().error)(message)
+            # rclpy fixes a log call site's severity on first use: one call site per severity
+            if level == WARN:
+                self.get_logger().warning(message)
+            else:
+                self.get_logger().error(message)
         self._status = (level, message)
 
     def count(self, name: str, n: int = 1) -> None:
