@@ -4,8 +4,12 @@ HeiSD mechanism 1 (METHOD.md). Over a sliding window of the last ``w`` end-effec
 positions (absolute xyz, metres):
 - R, curvature radius: project the window onto its best-fit plane (SVD) and fit a
   circle in closed form (Kasa's algebraic least squares on coordinates centred and
-  scaled to unit RMS, which keeps it well conditioned at any scale). Straight or
-  degenerate windows get ``max_radius``. The reference's iterative fit
+  scaled to unit RMS, which keeps it well conditioned at any scale). Straight (collinear)
+  or numerically degenerate windows get ``max_radius``. A window that does not move
+  at all (extent below 1 micrometre) gets R = 0 instead: an arm holding still is in
+  a fine phase (grasping, contact) and must not read as "perfectly straight" and be
+  sent to retrieval with verify-skip; with jitter the fit gives a tiny R anyway, so
+  this keeps R continuous as motion stops. The reference's iterative fit
   underestimates R (see METHOD.md); this fit is exact on noise-free arcs.
 - D, displacement: ``sum_i ||p_last - p_i||``, exactly the reference's.
 - ``M = alpha * R_hat + (1 - alpha) * D_hat``; large M = smooth, fast, straight
@@ -33,6 +37,8 @@ from heisd_ros.core.stats import Branch
 
 # A window whose second principal extent is below this fraction of the first is a line.
 _COLLINEAR_RATIO = 1e-9
+# A window whose largest principal extent (m) is below this has not moved.
+_STILL_EXTENT = 1e-6
 
 
 def _as_window(points: np.ndarray, min_points: int) -> np.ndarray:
@@ -45,14 +51,19 @@ def _as_window(points: np.ndarray, min_points: int) -> np.ndarray:
 
 
 def curvature_radius(points: np.ndarray, max_radius: float = 1e3) -> float:
-    """Radius of the circle best fitting ``points`` (w, 3); ``max_radius`` for straight/degenerate input."""
+    """Radius of the circle best fitting ``points`` (w, 3), metres.
+
+    ``max_radius`` for collinear or degenerate input, 0.0 for a window that does not move.
+    """
     if not max_radius > 0:
         raise InvalidInputError(f"max_radius must be > 0, got {max_radius}")
     centred = _as_window(points, 3)
     centred = centred - centred.mean(axis=0)
     _, sing, vt = np.linalg.svd(centred, full_matrices=False)
-    if sing[0] <= 0.0 or sing[1] <= _COLLINEAR_RATIO * sing[0]:
-        return float(max_radius)  # all points equal, or on one line
+    if sing[0] <= _STILL_EXTENT:
+        return 0.0
+    if sing[1] <= _COLLINEAR_RATIO * sing[0]:
+        return float(max_radius)
     plane = centred @ vt[:2].T  # (w, 2) coordinates in the best-fit plane
     scale = math.sqrt(float(np.mean(np.sum(plane**2, axis=1))))
     xy = plane / scale
@@ -208,7 +219,9 @@ def calibrate_ranges(
     """Ranges from demonstration EE trajectories (T_i, 3): low/high percentiles of R and D over all windows.
 
     R is clipped at ``max_radius`` as at run time, so straight segments count at the
-    top of the R range rather than being dropped.
+    top of the R range rather than being dropped. Windows that do not move (R = 0)
+    are left out of the R percentiles (they normalise to 0 whatever the range) but
+    count for D.
     """
     if not 0.0 <= low_pct < high_pct <= 100.0:
         raise InvalidInputError(f"need 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}")
@@ -227,7 +240,10 @@ def calibrate_ranges(
             disps.append(displacement(pts))
     if not radii:
         raise InvalidInputError(f"no trajectory is at least window={window} positions long")
-    r_min, r_max = np.percentile(radii, [low_pct, high_pct])
+    moving = [r for r in radii if r > 0.0]
+    if not moving:
+        raise InvalidInputError("cannot calibrate R: the end effector never moves in the demonstrations")
+    r_min, r_max = np.percentile(moving, [low_pct, high_pct])
     d_min, d_max = np.percentile(disps, [low_pct, high_pct])
     if not r_max > r_min:
         raise InvalidInputError(

@@ -46,7 +46,6 @@ def test_straight_and_degenerate_windows_get_max_radius():
     line = np.outer(np.linspace(0, 0.05, 5), [0.3, -0.5, 0.8]) + [0.4, 0.1, 0.9]
     assert curvature_radius(line) == 1e3
     assert curvature_radius(line, max_radius=50.0) == 50.0
-    assert curvature_radius(np.tile([0.1, 0.2, 0.3], (5, 1))) == 1e3  # not moving
     # a huge but finite radius is clipped
     assert curvature_radius(arc(1e5, degrees=0.01)) == 1e3
     cfg = MetricConfig(ranges=RANGES)
@@ -54,6 +53,18 @@ def test_straight_and_degenerate_windows_get_max_radius():
     for p in line:
         value = fm.update(p)
     assert value.defined and value.radius_norm == 1.0
+
+
+def test_holding_still_reads_as_fine_motion_not_straight():
+    still = np.tile([0.1, 0.2, 0.3], (5, 1))
+    assert curvature_radius(still) == 0.0
+    jitter = still + np.random.default_rng(0).normal(scale=2e-5, size=still.shape)
+    assert curvature_radius(jitter) < 1e-3  # continuous with the exactly-still case
+    fm = FusedMetric(MetricConfig(ranges=RANGES, tau=0.3))
+    for p in still:
+        v = fm.update(p)
+    assert v.radius_norm == 0.0 and v.displacement_norm == 0.0
+    assert choose_branch(v, 0.3) is Branch.DRAFTER
 
 
 def test_displacement_by_hand():
@@ -107,8 +118,11 @@ def test_calibrate_ranges_on_synthetic_trajectories():
         straight = np.outer(np.linspace(0, 0.3, 40), rng.normal(size=3)) + rng.normal(size=3)
         turn = arc(rng.uniform(0.02, 0.2), degrees=90, n=30) + straight[-1]
         trajs.append(np.vstack([straight, turn]))
+    trajs[0] = np.vstack([trajs[0], np.tile(trajs[0][-1], (10, 1))])  # the arm holds still at the end
     ranges = calibrate_ranges(trajs, window=5, low_pct=1.0, high_pct=99.0)
     radii = [curvature_radius(t[i : i + 5]) for t in trajs for i in range(len(t) - 4)]
+    assert radii.count(0.0) == 7  # 11 equal positions = 7 still windows
+    radii = [r for r in radii if r > 0]  # still windows are left out of the R range
     disps = [displacement(t[i : i + 5]) for t in trajs for i in range(len(t) - 4)]
     assert ranges.r_min == pytest.approx(np.percentile(radii, 1.0))
     assert ranges.r_max == pytest.approx(np.percentile(radii, 99.0))
@@ -124,6 +138,8 @@ def test_calibrate_ranges_on_synthetic_trajectories():
         calibrate_ranges([np.zeros((3, 3))])
     with pytest.raises(InvalidInputError, match="cannot calibrate R"):
         calibrate_ranges([np.outer(np.arange(20.0), [1, 0, 0])])
+    with pytest.raises(InvalidInputError, match="never moves"):
+        calibrate_ranges([np.zeros((20, 3))])
 
 
 def test_choose_branch_each_side_of_tau():
