@@ -58,6 +58,7 @@ class Segment:
     hold_steps: int = 0
     arm: str = "right"
     partners: dict[str, Goal] = field(default_factory=dict)
+    check: Callable[[SimObservation], bool] | None = None  # checked at the end; False -> retry the task
 
 
 @dataclass
@@ -92,6 +93,7 @@ class SegmentExpert:
     """Follows a list of segments built from the first observation; subclasses build the plan."""
 
     version = EXPERT_VERSION
+    retries = 0  # times a failed segment check restarts the plan
     transport_speed = TRANSPORT_SPEED
     fine_speed = FINE_SPEED
     position_gain = POSITION_GAIN
@@ -124,6 +126,11 @@ class SegmentExpert:
         self._plan = self.plan(obs)
         self._active = None
         self._grippers = {arm: -1.0 for arm in self.arms}
+        self._retries_left = self.retries
+
+    def retry_plan(self, obs: SimObservation) -> list[Segment]:
+        """Plan after a failed check: by default the whole plan again from where the robot is."""
+        return self.plan(obs)
 
     @property
     def done(self) -> bool:
@@ -175,6 +182,9 @@ class SegmentExpert:
                 active.arrived_at = active.step
             if active.step - active.arrived_at >= seg.hold_steps:
                 self._active = None
+                if seg.check is not None and not seg.check(obs) and self._retries_left > 0:
+                    self._retries_left -= 1
+                    self._plan = self.retry_plan(obs)
         return np.clip(action, self.action_space.low, self.action_space.high)
 
     def _start(self, segment: Segment, obs: SimObservation) -> _Active:
@@ -402,11 +412,16 @@ def squaring_yaw(handle_yaw: float, gripper_yaw: float, wrist_limit: float = 2.2
 class HumanoidLiftExpert(SegmentExpert):
     """GR1: the right hand comes alongside the cube palm-first, wraps it and lifts; the left arm rests.
 
+    A dexterous hand's grasp on a cube is less certain than a parallel gripper's: if the
+    cube does not follow the first lift, the hand opens, backs off and tries again.
+
     The hand keeps its start ("handshake") orientation: fingers forward, palm facing +y.
     """
 
     # Cube centre in the closed hand, as a world offset from the right hand's site.
-    GRASP_OFFSET = np.array([0.075, 0.035, -0.015])
+    GRASP_OFFSET = np.array([0.07, 0.035, -0.005])
+    GRASP_STEPS = 15
+    retries = 2
     transport_speed = 0.12
     fine_speed = 0.04
     rotation_gain = 0.5
@@ -419,12 +434,22 @@ class HumanoidLiftExpert(SegmentExpert):
         }
         super().__init__(action_space, control_rate, arms)
 
+    def retry_plan(self, obs: SimObservation) -> list[Segment]:
+        release = hold("release cube", lambda o: (o.ee_poses["right"].position.copy(), 0.0), -1.0, 10)
+        return [release, *self.plan(obs)]
+
     def plan(self, obs: SimObservation) -> list[Segment]:
         beside = np.array([0.0, -0.07, 0.04 + self.uniform(0.0, 0.02)])
         up = 0.12 + self.uniform(0.0, 0.04)
 
+        resting_z = float(obs.object_poses["cube"].position[2])
+        jitter = np.array([self.uniform(-0.005, 0.005), self.uniform(-0.005, 0.005), 0.0])
+
         def grasp_point(o: SimObservation) -> np.ndarray:
-            return o.object_poses["cube"].position - self.GRASP_OFFSET
+            return o.object_poses["cube"].position - self.GRASP_OFFSET + jitter
+
+        def cube_follows(o: SimObservation) -> bool:
+            return float(o.object_poses["cube"].position[2]) > resting_z + 0.02
 
         def stay(o: SimObservation) -> tuple[np.ndarray, float]:
             return o.ee_poses["right"].position.copy(), 0.0
@@ -438,8 +463,8 @@ class HumanoidLiftExpert(SegmentExpert):
             Segment("lower beside cube", lambda o: (grasp_point(o) + beside * [0, 1, 0], 0.0), -1.0, fine=True,
                     tolerance=0.01),
             Segment("close in on cube", lambda o: (grasp_point(o), 0.0), -1.0, fine=True, tolerance=0.008),
-            hold("grasp cube", stay, 1.0, 15),
-            Segment("lift cube", raised(0.04), 1.0, fine=True, tolerance=0.015),
+            hold("grasp cube", stay, 1.0, self.GRASP_STEPS),
+            Segment("lift cube", raised(0.04), 1.0, fine=True, tolerance=0.015, check=cube_follows),
             Segment("raise cube", raised(up), 1.0, tolerance=0.03, hold_steps=5),
         ]
 

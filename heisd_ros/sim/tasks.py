@@ -68,7 +68,7 @@ TASKS: dict[str, TaskSpec] = {
             env_name="HumanoidLift",
             robot="GR1ArmsOnly",
             instruction="lift the cube",
-            max_steps=300,
+            max_steps=700,
             bodies={"cube": "cube_main"},
             cameras=("frontview", "robot0_robotview"),
         ),

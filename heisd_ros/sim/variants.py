@@ -8,9 +8,9 @@ Defining a class registers it with robosuite under its class name, so
   (each object into its own bin, success only when all are sorted) while a
   scripted expert can solve it reliably.
 - HumanoidLift: robosuite's Lift puts a GR1 so far from its 0.8 m table that the
-  cube is out of the arms' reach (shoulder to cube 0.78 m, arm 0.43 m). A
-  shorter, higher table shifted under the right hand makes it reachable, and
-  the cube's yaw is kept within +-15 degrees so a palm meets a face, not an edge.
+  cube is out of the arms' reach (shoulder to cube 0.78 m, arm 0.43 m), and its
+  4 cm cube is small for the GR1's hand. A shorter, higher table under the right
+  hand and a 6 cm cube make it a task a hand can do.
 """
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from typing import Sequence
 
 import numpy as np
 from robosuite.environments.manipulation.lift import Lift
+from robosuite.environments.manipulation.manipulation_env import ManipulationEnv
+from robosuite.models.arenas import TableArena
+from robosuite.models.objects import BoxObject
+from robosuite.models.tasks import ManipulationTask
 from robosuite.environments.manipulation.pick_place import PickPlace
 from robosuite.utils.placement_samplers import UniformRandomSampler
 
@@ -57,28 +61,52 @@ class PickPlaceSubset(PickPlace):
 
 
 class HumanoidLift(Lift):
-    """Lift with the table (and so the cube) where a GR1 with a fixed lower body can reach it."""
+    """Lift for a GR1 with a fixed lower body: a reachable table and a cube sized for its hand.
 
-    def __init__(self, table_offset: Sequence[float] = (0.0, -0.1, 1.0),
-                 table_full_size: Sequence[float] = (0.3, 0.6, 0.05), **kwargs) -> None:
+    robosuite's Lift builds a 4 cm cube, too small for the GR1's Inspire hand to wrap,
+    at a pose out of reach; this variant builds its own scene (same observables and
+    reward code) with a ``cube_half_size`` cube, and succeeds once the cube is lifted
+    ``lift_height`` m off the table.
+    """
+
+    def __init__(self, table_offset: Sequence[float] = (0.0, -0.16, 1.0),
+                 table_full_size: Sequence[float] = (0.3, 0.6, 0.05), cube_half_size: float = 0.03,
+                 lift_height: float = 0.03, **kwargs) -> None:
         self._humanoid_table_offset = np.asarray(table_offset, dtype=np.float64)
         if self._humanoid_table_offset.shape != (3,):
             raise ValueError(f"table_offset must be (x, y, z), got {table_offset}")
+        if not 0.01 <= cube_half_size <= 0.06:
+            raise ValueError(f"cube_half_size must be in [0.01, 0.06] m, got {cube_half_size}")
+        self.cube_half_size = float(cube_half_size)
+        self.lift_height = float(lift_height)
         super().__init__(table_full_size=tuple(table_full_size), **kwargs)
 
     def _load_model(self) -> None:
-        self.table_offset = self._humanoid_table_offset  # Lift fixes it at (0, 0, 0.8) before loading
-        if self.placement_initializer is None:  # Lift adds its cube to a sampler it is given
-            self.placement_initializer = UniformRandomSampler(
-                name="ObjectSampler",
-                x_range=[-0.03, 0.03],
-                y_range=[-0.03, 0.03],
-                rotation=(-np.pi / 12, np.pi / 12),
-                rotation_axis="z",
-                ensure_object_boundary_in_range=False,
-                ensure_valid_placement=True,
-                reference_pos=self.table_offset,
-                z_offset=0.01,
-                rng=self.rng,
-            )
-        super()._load_model()
+        ManipulationEnv._load_model(self)  # robots only: the scene below replaces Lift's
+        self.table_offset = self._humanoid_table_offset
+        robot = self.robots[0].robot_model
+        robot.set_base_xpos(robot.base_xpos_offset["table"](self.table_full_size[0]))
+        arena = TableArena(table_full_size=self.table_full_size, table_friction=self.table_friction,
+                           table_offset=self.table_offset)
+        arena.set_origin([0, 0, 0])
+        self.cube = BoxObject(name="cube", size=[self.cube_half_size] * 3, rgba=[1, 0, 0, 1], density=200.0,
+                              rng=self.rng)
+        self.placement_initializer = UniformRandomSampler(
+            name="ObjectSampler",
+            mujoco_objects=self.cube,
+            x_range=[-0.03, 0.03],
+            y_range=[-0.03, 0.03],
+            rotation=(-np.pi / 36, np.pi / 36),  # +-5 degrees: a palm meets a face, not an edge
+            rotation_axis="z",
+            ensure_object_boundary_in_range=False,
+            ensure_valid_placement=True,
+            reference_pos=self.table_offset,
+            z_offset=0.01,
+            rng=self.rng,
+        )
+        self.model = ManipulationTask(mujoco_arena=arena, mujoco_robots=[r.robot_model for r in self.robots],
+                                      mujoco_objects=self.cube)
+
+    def _check_success(self) -> bool:
+        cube_z = self.sim.data.body_xpos[self.cube_body_id][2]
+        return bool(cube_z > self.table_offset[2] + self.cube_half_size + self.lift_height)

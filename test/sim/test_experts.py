@@ -1,0 +1,73 @@
+"""Scripted experts succeed on the real simulator, and move fast in transport and slowly near contact."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heisd_ros.sim.env import SimEnv
+from heisd_ros.sim.episodes import run_expert_episode
+from heisd_ros.sim.experts import EXPERTS, box_yaws, make_expert, min_jerk, squaring_yaw, wrap
+
+# (task, seeds): a few per task keeps the default suite short; measure_experts does 50.
+CASES = [("lift", (0, 1)), ("nut", (0,)), ("sort", (0,)), ("humanoid_lift", (2,))]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize(("task", "seeds"), CASES)
+def test_expert_succeeds(task: str, seeds: tuple[int, ...]) -> None:
+    with SimEnv(task) as env:
+        expert = make_expert(task, env.action_space, env.control_rate)
+        for seed in seeds:
+            result = run_expert_episode(env, expert, seed)
+            assert result.success, f"{task} expert failed on seed {seed} after {result.steps} steps"
+            assert result.steps <= env.task.max_steps
+
+
+@pytest.mark.sim
+def test_transport_is_faster_than_contact_segments_and_seeds_vary_the_motion() -> None:
+    with SimEnv("lift") as env:
+        expert = make_expert("lift", env.action_space, env.control_rate)
+        speeds: dict[str, list[float]] = {}
+        paths = []
+        for seed in (0, 5):
+            positions = []
+
+            def observe(obs, action, seed=seed) -> None:  # noqa: ANN001
+                positions.append(obs.ee_poses["right"].position)
+                if seed == 0 and len(positions) > 1 and expert.segment_name:
+                    speed = np.linalg.norm(positions[-1] - positions[-2]) * env.control_rate
+                    speeds.setdefault(expert.segment_name, []).append(speed)
+
+            run_expert_episode(env, expert, seed, observer=observe)
+            paths.append(np.array(positions))
+    transport = np.mean(speeds["approach cube"])
+    contact = np.mean(speeds["descend cube"])
+    assert transport > 0.1 and contact < 0.06 and transport > 2.5 * contact
+    n = min(len(p) for p in paths)
+    assert not np.allclose(paths[0][:n], paths[1][:n], atol=1e-3)
+
+
+def test_every_task_has_an_expert_and_unknown_ones_are_rejected() -> None:
+    from heisd_ros.sim.tasks import TASKS
+
+    assert set(EXPERTS) == set(TASKS)
+    with pytest.raises(ValueError, match="no scripted expert"):
+        make_expert("juggle", None, 20.0)  # type: ignore[arg-type]
+
+
+def test_min_jerk_profile_is_smooth_and_bounded() -> None:
+    s = np.linspace(0, 1, 101)
+    values = np.array([min_jerk(x) for x in s])
+    assert values[0] == 0.0 and values[-1] == 1.0 and np.all(np.diff(values) >= 0)
+    assert min_jerk(-1.0) == 0.0 and min_jerk(2.0) == 1.0
+    velocity = np.diff(values)
+    assert velocity[0] < velocity[50] and velocity[-1] < velocity[50]  # slow at both ends
+
+
+def test_yaw_helpers() -> None:
+    assert wrap(3 * np.pi / 4, np.pi / 2) == pytest.approx(-np.pi / 4)
+    assert len(box_yaws(np.array([0, 0, 0, 1.0]), np.pi / 2)) == 4
+    # a nut whose handle points away from the robot (+x) is turned so that it points sideways or back
+    for handle in (0.0, 0.3, -0.3):
+        turned = handle + squaring_yaw(handle, 0.0) - 0.0
+        assert np.cos(turned) < 0.1
