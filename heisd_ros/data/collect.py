@@ -113,6 +113,15 @@ def is_complete(bag_dir: Path | str) -> bool:
         return False
 
 
+def list_episodes(root: Path | str, task: str | None = None) -> list[Path]:
+    """Complete episode bag directories under ``root`` (optionally of one task), sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory of episodes")
+    found = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != PARTIAL_DIR and is_complete(p)]
+    return [p for p in found if task is None or read_sidecar(p).get("task") == task]
+
+
 _ENV_CACHE: dict[tuple, SimEnv] = {}
 
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from heisd_ros.cli import build_parser
-from heisd_ros.data.collect import PARTIAL_DIR, CollectConfig, collect, episode_dir, is_complete, pending_seeds
+from heisd_ros.data.collect import (
+    PARTIAL_DIR,
+    CollectConfig,
+    collect,
+    episode_dir,
+    is_complete,
+    list_episodes,
+    pending_seeds,
+)
 from heisd_ros.data.reader import ReaderConfig, read_frames
 
 pytestmark = pytest.mark.sim
@@ -46,6 +54,8 @@ def test_rerun_skips_complete_and_rewrites_interrupted_episodes(tmp_path: Path) 
     assert sorted(r.seed for r in records) == [8, 9]
     assert done.stat().st_mtime_ns == before
     assert all(is_complete(episode_dir(tmp_path, "lift", s)) for s in (7, 8, 9))
+    assert [p.name for p in list_episodes(tmp_path)] == ["lift_seed00007", "lift_seed00008", "lift_seed00009"]
+    assert list_episodes(tmp_path, task="nut") == []
 
 
 def test_bad_configs_are_rejected(tmp_path: Path) -> None:
