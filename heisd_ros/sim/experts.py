@@ -465,7 +465,7 @@ class HumanoidLiftExpert(SegmentExpert):
             Segment("close in on cube", lambda o: (grasp_point(o), 0.0), -1.0, fine=True, tolerance=0.008),
             hold("grasp cube", stay, 1.0, self.GRASP_STEPS),
             Segment("lift cube", raised(0.04), 1.0, fine=True, tolerance=0.015, check=cube_follows),
-            Segment("raise cube", raised(up), 1.0, tolerance=0.03, hold_steps=5),
+            Segment("raise cube", raised(up), 1.0, tolerance=0.03, hold_steps=5, check=cube_follows),
         ]
 
 

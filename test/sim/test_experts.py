@@ -71,3 +71,38 @@ def test_yaw_helpers() -> None:
     for handle in (0.0, 0.3, -0.3):
         turned = handle + squaring_yaw(handle, 0.0) - 0.0
         assert np.cos(turned) < 0.1
+
+
+def _still_observation(step: int = 0):  # noqa: ANN202
+    from heisd_ros.sim.env import Pose, SimObservation
+
+    down = np.array([1.0, 0.0, 0.0, 0.0])
+    return SimObservation(step=step, time=step / 20, images={}, joint_names=(), joint_positions=np.zeros(0),
+                          joint_velocities=np.zeros(0), ee_poses={"right": Pose(np.zeros(3), down)},
+                          gripper_openings={"right": 1.0}, object_poses={}, instruction="")
+
+
+def test_failed_check_restarts_the_plan_until_retries_run_out() -> None:
+    from heisd_ros.sim.env import ActionSpace
+    from heisd_ros.sim.experts import Segment, SegmentExpert, panda_frame
+
+    space = ActionSpace(tuple("abcdefg"), -np.ones(7), np.ones(7), np.array([0.05] * 3 + [0.5] * 3 + [1.0]))
+
+    class Flaky(SegmentExpert):
+        retries = 2
+        plans = 0
+
+        def plan(self, obs):  # noqa: ANN001, ANN202
+            Flaky.plans += 1
+            stay = lambda o: (o.ee_poses["right"].position.copy(), 0.0)  # noqa: E731
+            return [Segment("try", stay, 1.0, fine=True, tolerance=1.0, check=lambda o: False)]
+
+    expert = Flaky(space, 20.0, panda_frame())
+    obs = _still_observation()
+    expert.reset(obs, seed=0)
+    for _ in range(200):
+        if expert.done:
+            break
+        action = expert.act(obs)
+    assert expert.done and Flaky.plans == 3  # the first plan and two retries
+    assert action[6] == 1.0  # the gripper command of the segment
