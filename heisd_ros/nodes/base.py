@@ -28,6 +28,7 @@ class _HeisdNodeMixin:
     def __init__(self, **kwargs: Any):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = ParameterTable(self, NODE_PARAMS[self.NODE_NAME], self.validate_parameter)
+        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in self.params.values().items()))
         self.counters: collections.Counter[str] = collections.Counter()
         self._status: tuple[int, str] = (OK, "starting")
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

@@ -1,9 +1,55 @@
-"""Coordinator: hybrid policy per inference, action queue, fixed-rate publication of verified actions."""
+"""Coordinator: the HeiSD policy loop of the node graph.
+
+An inference thread builds the model's Observation from the latest camera
+frames and KinematicState, runs the chosen decoder (plain AR, drafter SD,
+retrieval SD, or the HeiSD hybrid with verify-skip) against the verifier,
+drafter and retrieval_cache nodes, and queues the resulting actions. A fixed-
+rate timer on the node clock pops one action per tick and publishes it as an
+ActionChunk (with what is still queued) and a JointTrajectory of future-stamped
+points; it never waits for inference. With nothing queued it publishes the hold
+command (SOURCE_HOLD) and says so in /diagnostics. A node that stops answering
+degrades the decoder (retrieval -> drafter -> AR) or, for the verifier, leaves
+the robot holding until it answers again.
+"""
 from __future__ import annotations
 
+import math
 import sys
+import threading
+import time
+from typing import Any
 
-from heisd_ros.nodes.base import OK, HeisdNode, run
+import numpy as np
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from heisd_msgs.msg import ActionChunk, KinematicState
+from heisd_msgs.srv import Draft as DraftSrv
+from heisd_msgs.srv import Retrieve, Verify
+from heisd_ros.core.acceptance import BlockRule
+from heisd_ros.core.action_queue import ActionQueue, SafetyFilter
+from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
+from heisd_ros.core.drafters import RetrievalDrafter
+from heisd_ros.core.errors import HeisdError
+from heisd_ros.core.fused_metric import MetricValue
+from heisd_ros.core.stats import Branch, StatsAggregate
+from heisd_ros.core.verify_skip import make_skip_schedule
+from heisd_ros.nodes.base import OK, WARN, HeisdNode, run
+from heisd_ros.nodes.bundles import get_bundle
+from heisd_ros.nodes.remote import RemoteDatastore, RemoteModelDrafter, RemoteVerifier, ServiceCaller, ServiceUnavailable
+from heisd_ros.ros.convert import MessageError, image_to_rgb8, make_action_chunk, stamp_to_seconds
+from heisd_ros.ros.qos import COMMAND, LATCHED, SENSOR
+
+_REBUILD = {"method", "tau", "skip_schedule", "skip_count", "top_k", "relax_radius", "block_sum_threshold", "block_max_threshold"}
+
+
+def metric_from_state(msg: KinematicState) -> MetricValue:
+    if not msg.metric_defined:
+        return MetricValue(False, *(math.nan,) * 5)
+    return MetricValue(True, msg.curvature_radius, msg.displacement, msg.curvature_radius_normalized,
+                       msg.displacement_normalized, msg.fused_metric)
 
 
 class CoordinatorNode(HeisdNode):
@@ -11,8 +57,218 @@ class CoordinatorNode(HeisdNode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.set_status(OK, "parameters loaded")
-        self.get_logger().info("started with " + ", ".join(f"{k}={v!r}" for k, v in self.params.values().items()))
+        p = self.params
+        self.bundle = get_bundle(p["bundle"])
+        vla = self.bundle.vla
+        self.dim_names = list(self.bundle.action_names)
+        hold = np.asarray(p["hold_action"], dtype=np.float64)
+        if hold.size != len(self.dim_names):
+            raise ValueError(f"hold_action has {hold.size} values; the bundle's actions have {len(self.dim_names)} ({self.dim_names})")
+        keep = [self.dim_names.index(n) for n in p["hold_keep_dims"] if n in self.dim_names]
+        self.queue = ActionQueue(len(self.dim_names), hold, keep_dims=keep)
+        self.safety = SafetyFilter(p["action_limit"], p["max_action_change"])
+        self.period = 1.0 / p["control_rate_hz"]
+        timeout = p["service_timeout_s"]
+        self.verify_call = ServiceCaller(self, Verify, "/verifier/verify", timeout)
+        self.draft_call = ServiceCaller(self, DraftSrv, "/drafter/draft", timeout)
+        self.retrieve_call = ServiceCaller(self, Retrieve, "/retrieval_cache/retrieve", timeout)
+        self.verifier = RemoteVerifier(self.verify_call, vla.tokenizer, vla.action_dim, vla.horizon, vla.n_bins)
+        self.remote_store = RemoteDatastore(self.retrieve_call, self.bundle.datastore.horizon, vla.action_dim, [])
+        self.stats = StatsAggregate()
+        self.decoder = None
+        self._rebuild = True
+        self._lock = threading.Lock()
+        self._images: dict[str, tuple[float, np.ndarray]] = {}
+        self._kin: KinematicState | None = None
+        self._instruction: str | None = None
+        self._used_stamp = -math.inf
+        self._seq = 0
+        self._inference_ms: list[float] = []
+        self._wake = threading.Event()
+        self._running = True
+        cams = list(p["camera_topics"])
+        if len(cams) != len(self.bundle.camera_names):
+            raise ValueError(f"camera_topics has {len(cams)} topics; the bundle expects cameras {self.bundle.camera_names}")
+        for topic, name in zip(cams, self.bundle.camera_names):
+            self.create_subscription(Image, topic, lambda m, n=name: self._on_image(m, n), SENSOR)
+        self.create_subscription(KinematicState, p["kinematic_state_topic"], self._on_kinematic, COMMAND)
+        self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
+        self.chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", COMMAND)
+        self.traj_pub = self.create_publisher(JointTrajectory, p["controller_topic"], COMMAND) if p["controller_topic"] else None
+        self.params.on_change(self._on_params)
+        self.create_timer(self.period, self._tick)
+        self._worker = threading.Thread(target=self._inference_loop, name="heisd-inference", daemon=True)
+        self._worker.start()
+        self.set_status(WARN, "waiting for an instruction, camera frames and kinematic state")
+
+    # inputs ------------------------------------------------------------------------------
+    def _on_image(self, msg: Image, name: str) -> None:
+        try:
+            self._images[name] = (stamp_to_seconds(msg.header.stamp), image_to_rgb8(msg))
+        except MessageError as exc:
+            self.count("rejected_images")
+            self.set_status(WARN, f"dropped a {name} frame: {exc}")
+
+    def _on_kinematic(self, msg: KinematicState) -> None:
+        self._kin = msg
+        self._wake.set()
+
+    def _on_instruction(self, msg: String) -> None:
+        if msg.data != self._instruction:
+            self.get_logger().info(f"instruction: {msg.data!r}")
+            self._instruction = msg.data
+            self.queue.clear()
+            if self.decoder is not None:
+                self.decoder.reset()
+
+    def _on_params(self, changed: dict[str, Any]) -> None:
+        if _REBUILD & set(changed):
+            self._rebuild = True
+        self.safety.limit, self.safety.max_change = self.params["action_limit"], self.params["max_action_change"]
+        for caller in (self.verify_call, self.draft_call, self.retrieve_call):
+            caller.timeout_s = self.params["service_timeout_s"]
+
+    # decoding ----------------------------------------------------------------------------
+    def _build_decoder(self) -> Any:
+        p, vla = self.params, self.bundle.vla
+        token = AcceptanceConfig("token", p["relax_radius"])
+        rule = BlockRule.for_dim(vla.action_dim, sum_threshold=p["block_sum_threshold"], max_threshold=p["block_max_threshold"])
+        block = AcceptanceConfig("block", block_rule=rule)
+        drafter = RemoteModelDrafter(self.draft_call, vla.action_dim, vla.n_bins)
+        retrieval = RetrievalDrafter(self.remote_store, vla, k=p["top_k"])
+        method = p["method"]
+        if method == "ar":
+            return ARDecoder(self.verifier)
+        if method == "drafter":
+            return SpeculativeDecoder(self.verifier, drafter, token)
+        if method == "retrieval":
+            return SpeculativeDecoder(self.verifier, retrieval, block)
+        tau = self.bundle.metric.tau if p["tau"] < 0 else p["tau"]
+        kind, n = p["skip_schedule"], p["skip_count"]
+        schedule = make_skip_schedule(kind, **({"skip": n} if kind == "fixed" else {"max_skip": n} if kind == "adaptive" else {}))
+        return HybridDecoder(self.verifier, drafter, retrieval, tau, token, block, schedule)
+
+    def _observation(self):
+        """The newest complete observation not used yet, or None."""
+        kin, instruction = self._kin, self._instruction
+        if kin is None or instruction is None or len(self._images) < len(self.bundle.camera_names) or not kin.ee_poses:
+            return None
+        stamp = stamp_to_seconds(kin.header.stamp)
+        frames = {n: self._images[n] for n in self.bundle.camera_names}
+        newest = max([stamp] + [t for t, _ in frames.values()])
+        if newest <= self._used_stamp:
+            return None
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if now - min([stamp] + [t for t, _ in frames.values()]) > self.params["stale_observation_s"]:
+            self.count("stale_observations")
+            self.set_status(WARN, "inputs are stale: not inferring")
+            return None
+        pose = kin.ee_poses[0]
+        obs = self.bundle.make_observation(
+            images={n: img for n, (_, img) in frames.items()}, instruction=instruction,
+            joint_names=list(kin.joint_names), joint_positions=np.asarray(kin.joint_positions, dtype=np.float64),
+            ee_position=np.array([pose.position.x, pose.position.y, pose.position.z]),
+            ee_quaternion=np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]),
+            gripper=float(kin.gripper_openings[0]) if len(kin.gripper_openings) else None, stamp=stamp)
+        self._used_stamp = newest
+        return obs, metric_from_state(kin), kin.fused_metric
+
+    def _inference_loop(self) -> None:
+        while self._running:
+            self._wake.wait(0.05)
+            self._wake.clear()
+            if len(self.queue) > self.params["queue_low_watermark"]:
+                continue
+            try:
+                if self._rebuild or self.decoder is None:
+                    self.decoder, self._rebuild = self._build_decoder(), False
+                got = self._observation()
+                if got is None:
+                    continue
+                obs, metric, fused = got
+                self.remote_store.joint_names = list(obs.joint_names)
+                start = time.perf_counter()
+                result = self.decoder.step(obs, metric)
+            except ServiceUnavailable as exc:
+                self.count("inference_failures")
+                self.set_status(WARN, f"holding: {exc}")
+                time.sleep(min(0.2, self.params["service_timeout_s"]))
+                continue
+            except (HeisdError, MessageError, ValueError) as exc:
+                self.count("inference_errors")
+                self.set_status(WARN, f"inference failed: {type(exc).__name__}: {exc}")
+                continue
+            latency = time.perf_counter() - start
+            self._inference_ms = (self._inference_ms + [latency * 1e3])[-500:]
+            self.stats.add(result.stats)
+            if result.note:
+                self.count("fallbacks")
+            self.queue.push(result.actions, meta=(result.stats, latency, fused, obs.stamp))
+            self.set_status(OK, f"running {self.params['method']}")
+
+    # output ------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        item = self.queue.pop()
+        now = self.get_clock().now()
+        if item is None:
+            action, source, meta = self.queue.hold(), Branch.HOLD.source, None
+            self.count("hold_ticks")
+        else:
+            action, meta = item.action, item.meta
+            source = meta[0].branch.source
+            self.count("fresh_ticks")
+        if len(self.queue) <= self.params["queue_low_watermark"]:
+            self._wake.set()
+        try:
+            action, clamped = self.safety(action)
+        except HeisdError:
+            action, clamped = self.queue.hold(), True
+        if clamped:
+            self.count("clamped")
+        rest = self.queue.peek_all()
+        actions = np.vstack([action] + rest) if rest else action[None]
+        extra: dict[str, Any] = {"clamped": clamped}
+        if meta is not None:
+            stats, latency, fused, obs_stamp = meta
+            extra.update(drafted_tokens=int(stats.drafted), accepted_tokens=int(stats.accepted),
+                         vla_forward_passes=int(stats.forward_passes), inference_latency=float(latency),
+                         fused_metric=float(fused))
+        else:
+            extra.update(fused_metric=math.nan)
+        self._seq += 1
+        chunk = make_action_chunk(actions, self.dim_names, now.to_msg(), self.period, source, self._seq, **extra)
+        if meta is not None:
+            sec = int(meta[3])
+            chunk.observation_stamp.sec, chunk.observation_stamp.nanosec = sec, int(round((meta[3] - sec) * 1e9))
+        self.chunk_pub.publish(chunk)
+        if self.traj_pub is not None:
+            traj = JointTrajectory(joint_names=self.dim_names)
+            traj.header.stamp = chunk.header.stamp
+            for i, row in enumerate(actions):
+                t = i * self.period
+                traj.points.append(JointTrajectoryPoint(positions=row.tolist(),
+                                                        time_from_start=Duration(sec=int(t), nanosec=int((t % 1) * 1e9))))
+            self.traj_pub.publish(traj)
+
+    def diagnostic_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"queue_depth": len(self.queue), "underruns": self.queue.underruns,
+                                  "verifier": "up" if self.verify_call.available else "down",
+                                  "drafter": "up" if self.draft_call.available else "down",
+                                  "retrieval_cache": "up" if self.retrieve_call.available else "down"}
+        if self._inference_ms:
+            lat = np.asarray(self._inference_ms)
+            values.update(inference_ms_mean=float(lat.mean()), inference_ms_p99=float(np.percentile(lat, 99)))
+        if len(self.stats):
+            s = self.stats.summary()
+            values["mean_accepted_length"] = s.get("mean_accepted_length")
+            for branch, share in (s.get("branch_mix") or {}).items():
+                values[f"branch_mix.{branch}"] = share
+        return values
+
+    def close(self) -> None:
+        self._running = False
+        self._wake.set()
+        self._worker.join(timeout=5)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@ localhost only, the package's Fast DDS profile. Set before rclpy starts."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable, Iterator
@@ -66,3 +68,13 @@ def ros_node(request: pytest.FixtureRequest, ros_context: None) -> Iterator[Spin
     n = SpinningNode(name[:60])
     yield n
     n.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> str:
+    """A real bundle, trained for a few steps on procedural demonstrations (about 20 s)."""
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    subprocess.run([sys.executable, "-m", "heisd_ros", "build-bundle", "--data", "synthetic:4:20", "--out", str(out),
+                    "--steps", "30", "--drafter-steps", "20", "--cameras", "agentview", "--quiet"],
+                   check=True, capture_output=True, timeout=600)
+    return str(out)

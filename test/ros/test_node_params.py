@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
@@ -35,8 +34,9 @@ def string(name, value):
 
 
 @pytest.fixture
-def params_file(tmp_path):
-    config = apply_overrides(load_config(), ["coordinator.tau:=0.42", "coordinator.top_k:=3", "coordinator.control_rate_hz:=12.5"])
+def params_file(tmp_path, tiny_bundle):
+    config = apply_overrides(load_config(), ["coordinator.tau:=0.42", "coordinator.top_k:=3", "coordinator.control_rate_hz:=12.5",
+                                             f"coordinator.bundle:={tiny_bundle}"])
     return write_params_file(config, tmp_path / "params.yaml")
 
 
@@ -85,13 +85,9 @@ def test_out_of_range_yaml_value_stops_the_node_with_a_reason(tmp_path):
 
 
 @pytest.mark.parametrize("node", ["kinematic_encoder", "retrieval_cache", "drafter", "verifier", "coordinator", "sim_bridge"])
-def test_every_node_starts_from_the_yaml_and_stops_on_sigint(ros_node, node, tmp_path):
-    from heisd_ros.core.retrieval import RetrievalDatastore
-
-    store = RetrievalDatastore(embed_dim=4, horizon=1, action_dim=7)
-    store.build("lift the cube", np.eye(4, dtype=np.float32), np.zeros((4, 1, 7)), np.zeros((4, 7), int), range(4), range(4))
-    store.save(tmp_path / "bundle" / "retrieval")
-    config = apply_overrides(load_config(), [f"retrieval_cache.bundle:={tmp_path / 'bundle'}"])
+def test_every_node_starts_from_the_yaml_and_stops_on_sigint(ros_node, node, tmp_path, tiny_bundle):
+    config = apply_overrides(load_config(), [f"{n}.bundle:={tiny_bundle}" for n in ("kinematic_encoder", "retrieval_cache",
+                                                                                   "drafter", "verifier", "coordinator")])
     params = write_params_file(config, tmp_path / "params.yaml")
     graph = NodeGraph([node], params, stream=None).start()
     try:
