@@ -5,10 +5,18 @@ The ROS 2 runtime itself is not a pip dependency: it comes from a ROS 2 install
 or from the ros-kilted-* wheels listed in requirements/ros-wheels.txt.
 """
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "heisd_ros"
+HERE = Path(__file__).resolve().parent
+
+
+def _requirements(name: str) -> list[str]:
+    """One requirement per line of requirements/<name>, comments dropped (single source for pip and colcon users)."""
+    lines = (HERE / "requirements" / name).read_text().splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
 
 # Node executables: console scripts for pip, lib/heisd_ros/<name> for ros2 run / launch.
 NODES = [
@@ -34,20 +42,9 @@ setup(
     ],
     package_data={PACKAGE: ["bundles/**/*", "ros/*.xml"]},
     include_package_data=True,
-    install_requires=[
-        "numpy>=1.26,<2",
-        "scipy>=1.10",
-        "torch>=2.4",
-        "transformers>=5.0,<6",
-        "safetensors>=0.4",
-        "hnswlib>=0.8",
-        "rosbags>=0.10",
-        "pyyaml>=6",
-        "tqdm>=4.60",
-        "matplotlib>=3.7",
-    ],
+    install_requires=_requirements("python.txt"),
     extras_require={
-        "sim": ["mujoco==3.9.0", "robosuite==1.5.2"],
+        "sim": _requirements("sim.txt"),
         "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"],
     },
     entry_points={
