@@ -50,7 +50,8 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/requirements/constraints.txt")
 pip_install() {  # pip, without the notes this machine's pip configuration prints for every package
-  "${PIP[@]}" "$@" 2>&1 | { grep -v -e "^WARNING: Location 'file:" -e "BuildBackendWarning" || true; }
+  "${PIP[@]}" "$@" 2>&1 | { grep -v -e "^WARNING: Location 'file:" -e "BuildBackendWarning" -e "^ *!! *$" -e "^ *\*\**$" \
+    -e "Please be careful" -e "name as your package" -e "WheelFile(" -e "^ *$" || true; }
   return "${PIPESTATUS[0]}"
 }
 

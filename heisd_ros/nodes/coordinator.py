@@ -170,8 +170,8 @@ class CoordinatorNode(HeisdNode):
             ee_position=np.array([pose.position.x, pose.position.y, pose.position.z]),
             ee_quaternion=np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]),
             gripper=float(kin.gripper_openings[0]) if len(kin.gripper_openings) else None, stamp=stamp)
-        self._used_stamp = newest
-        return obs, metric_from_state(kin), kin.fused_metric
+        previous, self._used_stamp = self._used_stamp, newest
+        return obs, metric_from_state(kin), kin.fused_metric, previous
 
     def _inference_loop(self) -> None:
         while self._running:
@@ -185,12 +185,13 @@ class CoordinatorNode(HeisdNode):
                 got = self._observation()
                 if got is None:
                     continue
-                obs, metric, fused = got
+                obs, metric, fused, previous = got
                 self.remote_store.joint_names = list(obs.joint_names)
                 start = time.perf_counter()
                 result = self.decoder.step(obs, metric)
             except ServiceUnavailable as exc:
                 self.count("inference_failures")
+                self._used_stamp = previous  # the observation may be retried while it is fresh
                 self.set_status(WARN, f"holding: {exc}")
                 time.sleep(min(0.2, self.params["service_timeout_s"]))
                 continue

@@ -134,6 +134,8 @@ class SimBridgeNode(HeisdNode):
         try:
             self._episodes()
         except Exception as exc:  # noqa: BLE001 - a simulator failure is reported, not swallowed
+            if not self.context.ok():
+                return  # shutting down: the publishers went away under the loop
             self.set_status(ERROR, f"simulation failed: {type(exc).__name__}: {exc}")
             self.get_logger().fatal(f"simulation thread failed: {exc!r}")
 

@@ -51,13 +51,13 @@ class NodeGraph:
 
     def __init__(self, nodes: Sequence[str], params_file: str | Path, env: Mapping[str, str] | None = None,
                  use_sim_time: bool = False, restart: bool = False, max_restarts: int = 5,
-                 stream: IO[str] | None = None, on_line: Callable[[str, str], None] | None = None):
+                 stream: IO[str] | None = sys.stdout, on_line: Callable[[str, str], None] | None = None):
         extra = ["-p", "use_sim_time:=true"] if use_sim_time else []
         self.nodes = [NodeProcess(n, node_command(n, params_file, extra)) for n in nodes]
         self.env = dict(env if env is not None else os.environ)
         self.restart = restart
         self.max_restarts = max_restarts
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream  # None: keep the output only in NodeProcess.output (and on_line)
         self.on_line = on_line
         self._lock = threading.Lock()
         self._stopping = False
