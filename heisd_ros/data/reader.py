@@ -45,7 +45,8 @@ class UnknownTypeError(InvalidInputError):
 @dataclass(frozen=True)
 class TopicConfig:
     """Where each stream lives in the bag. ``None`` for images / EE poses: discover by name pattern
-    (``/camera/<view>/image_raw``; ``/ee_pose`` or ``/ee_pose/<arm>``); an empty mapping: none."""
+    (``/camera/<view>/image_raw``; ``/ee_pose/<arm>``, and ``/ee_pose`` as arm "right", robosuite's
+    name for a single arm); an empty mapping: none."""
 
     joint_states: str = JOINT_STATES
     action: str = ACTION
