@@ -9,8 +9,8 @@ frames, each frame with a defined metric M is measured twice through the engine
 drafter's draft under token-relaxed acceptance, giving accepted tokens a_r and a_d,
 and the mean |bin error| e_r of the top-1 retrieved chunk against the VLA. A cost
 model turns that into VLA forward passes per step: a verified step costs
-``2 + max(0, T - a - 1)`` passes (prefill, one verification, greedy completion; T =
-H*D tokens), and under the 2:1 verify-skip schedule only one retrieval step in
+``1 + max(0, T - a - 1)`` passes (the fused prefill + verification pass, then greedy
+completion; T = H*D tokens), and under the 2:1 verify-skip schedule only one retrieval step in
 ``skip + 1`` is verified. For each tau on a grid, frames with M > tau go to
 retrieval and the rest to the drafter; tau is the value with the fewest expected
 passes per step among those whose retrieval frames keep mean e_r <= ``max_error``
@@ -38,8 +38,8 @@ TAU_GRID = np.round(np.linspace(0.0, 1.0, 51), 4)
 
 
 def passes_per_step(accepted: np.ndarray, tokens: int) -> np.ndarray:
-    """VLA forward passes of a verified speculative step that accepted ``accepted`` tokens."""
-    return 2.0 + np.maximum(0, tokens - np.asarray(accepted) - 1)
+    """VLA forward passes of a verified speculative step that accepted ``accepted`` tokens (fused prefill + verify)."""
+    return 1.0 + np.maximum(0, tokens - np.asarray(accepted) - 1)
 
 
 def choose_tau(metric: np.ndarray, retrieval_accepted: np.ndarray, drafter_accepted: np.ndarray,

@@ -91,6 +91,25 @@ class Episode:
         return self.actions[idx]
 
 
+def idle_steps(ep: Episode, spec: InputSpec, arm_dims: np.ndarray, action_tol: float = 0.05,
+               gripper_tol: float = 1e-4) -> np.ndarray:
+    """(T,) True where the demonstrator paused: arm command below ``action_tol`` on every
+    ``arm_dims`` dimension and the gripper neither moving nor re-commanded.
+
+    Why: a scripted pause (waiting for the fingers to close) shows the policy identical
+    observations followed by different actions (keep waiting, then go), and a
+    memoryless policy learns to wait forever. Dropping the pauses from the
+    behaviour-cloning set removes that fixed point; the frames while the fingers are
+    still moving stay, so the gripper still closes before the arm goes.
+    """
+    grip = spec.gripper_value(ep.joint_names, ep.joint_positions, ep.gripper)
+    grip_moving = np.abs(np.diff(grip, append=grip[-1:])) > gripper_tol
+    commands = ep.actions[:, ~arm_dims]
+    recommanded = np.any(np.abs(np.diff(commands, axis=0, prepend=commands[:1])) > 1e-9, axis=1)
+    still = np.all(np.abs(ep.actions[:, arm_dims]) < action_tol, axis=1)
+    return still & ~grip_moving & ~recommanded
+
+
 def check_consistent(episodes: list[Episode]) -> None:
     """All episodes must share action names and control rate (one bundle = one action space)."""
     if not episodes:
@@ -119,6 +138,11 @@ class FrameSet:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def subset(self, rows: np.ndarray) -> "FrameSet":
+        """The given rows only (e.g. without idle frames)."""
+        return FrameSet(self.images[rows], self.proprio[rows], [self.text_ids[i] for i in rows], self.chunks[rows],
+                        self.episode[rows], self.step[rows])
 
 
 def frames(episodes: list[Episode], spec: InputSpec, prompt_ids, horizon: int) -> FrameSet:

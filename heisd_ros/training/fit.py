@@ -83,9 +83,24 @@ def batch_tensors(data: FrameSet, rows: np.ndarray) -> tuple[torch.Tensor, torch
             [data.text_ids[i] for i in rows])
 
 
+def task_balanced_weights(data: FrameSet) -> np.ndarray:
+    """Row sampling probabilities giving every instruction the same share of the batches.
+
+    Why: a long task (hundreds of steps per episode) would otherwise crowd out a short
+    one, and the short ones are the tasks the success bar is measured on.
+    """
+    keys = np.array([hash(tuple(t)) for t in data.text_ids])
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    return w / w.sum()
+
+
 def fit(model: SmallVLA, data: FrameSet, targets: np.ndarray, cfg: FitConfig, desc: str = "train",
         progress: bool = True) -> dict:
-    """Train ``model`` to predict ``targets`` (N, H*D) bins on ``data``; returns loss and token accuracy of the last 10%."""
+    """Train ``model`` to predict ``targets`` (N, H*D) bins on ``data`` (task-balanced batches).
+
+    Returns the mean loss and token accuracy of the last 10% of the steps.
+    """
     targets = np.asarray(targets)
     if targets.shape != (len(data), model.cfg.tokens_per_step):
         raise InvalidInputError(f"targets must have shape ({len(data)}, {model.cfg.tokens_per_step}), got {targets.shape}")
@@ -102,10 +117,11 @@ def fit(model: SmallVLA, data: FrameSet, targets: np.ndarray, cfg: FitConfig, de
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     model.train()
     tail = max(1, cfg.steps // 10)
+    weights = task_balanced_weights(data)
     losses, accs = [], []
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0)
     for step in bar:
-        rows = rng.integers(0, len(data), size=min(cfg.batch_size, len(data)))
+        rows = rng.choice(len(data), size=min(cfg.batch_size, len(data)), p=weights)
         images, proprio, text = batch_tensors(data, rows)
         images = random_shift(images, cfg.shift, generator)
         y = torch.as_tensor(targets[rows], dtype=torch.long)

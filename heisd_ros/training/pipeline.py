@@ -30,6 +30,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="directory of 'heisd collect' bags (or synthetic:<n>[:<steps>])")
     p.add_argument("--tasks", nargs="*", default=None, help="only these tasks (default: all in the data)")
     p.add_argument("--holdout", type=int, default=2, help="highest-seed episodes per task kept out of training (default 2)")
+    p.add_argument("--include-failures", action="store_true", help="also use demonstrations whose expert failed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -73,7 +74,7 @@ def add_calibration_args(p: argparse.ArgumentParser) -> None:
 
 def episodes_for(args: argparse.Namespace) -> tuple[list[Episode], list[Episode], list[Episode]]:
     """(all, train, held out) of the command's data."""
-    episodes = load_episodes(args.data, args.tasks)
+    episodes = load_episodes(args.data, args.tasks, args.include_failures)
     train, held = split_holdout(episodes, args.holdout)
     return episodes, train, held
 

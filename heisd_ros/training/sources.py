@@ -16,8 +16,11 @@ from heisd_ros.training.demos import Episode
 SYNTHETIC = "synthetic:"
 
 
-def load_episodes(source: str, tasks: list[str] | None = None) -> list[Episode]:
-    """Episodes from a bag directory or a ``synthetic:`` spec, optionally only the named tasks."""
+def load_episodes(source: str, tasks: list[str] | None = None, include_failures: bool = False) -> list[Episode]:
+    """Episodes from a bag directory or a ``synthetic:`` spec, optionally only the named tasks.
+
+    Demonstrations whose expert failed are skipped unless ``include_failures``.
+    """
     if source.startswith(SYNTHETIC):
         from heisd_ros.training.synthetic import synthetic_episodes
 
@@ -33,7 +36,7 @@ def load_episodes(source: str, tasks: list[str] | None = None) -> list[Episode]:
             raise InvalidInputError(f"demonstration source {source!r} is not a directory of bags")
         from heisd_ros.training.bag_episodes import episodes_from_bags
 
-        episodes = episodes_from_bags(path)
+        episodes = episodes_from_bags(path, include_failures)
     if tasks:
         unknown = set(tasks) - {ep.task for ep in episodes}
         if unknown:

@@ -15,7 +15,7 @@ import numpy as np
 from heisd_ros.bundle.format import INTERFACE, VLA_DIR, Interface, write_json
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.tokenizer import ActionTokenizer
-from heisd_ros.training.demos import Episode, check_consistent, frames
+from heisd_ros.training.demos import Episode, check_consistent, frames, idle_steps
 from heisd_ros.training.fit import FitConfig, fit, seed_everything
 from heisd_ros.vla.config import VLAConfig
 from heisd_ros.vla.inputs import InputSpec, default_gripper_joints
@@ -51,8 +51,11 @@ def interface_for(episodes: list[Episode], cameras: list[str], image_size: int, 
 
 
 def train_vla(episodes: list[Episode], bundle: Path, model_cfg: VLAConfig, fit_cfg: FitConfig,
-              joint_names: list[str] | None = None, progress: bool = True) -> dict:
-    """Train the VLA on ``episodes`` and write ``bundle/vla``; returns the stage info for the manifest."""
+              joint_names: list[str] | None = None, drop_idle: bool = True, progress: bool = True) -> dict:
+    """Train the VLA on ``episodes`` and write ``bundle/vla``; returns the stage info for the manifest.
+
+    drop_idle: leave the demonstrator's pauses out of the training frames (demos.idle_steps).
+    """
     if not episodes:
         raise InvalidInputError("no training episodes")
     missing = [c for c in model_cfg.cameras if c not in episodes[0].images]
@@ -65,7 +68,13 @@ def train_vla(episodes: list[Episode], bundle: Path, model_cfg: VLAConfig, fit_c
     model = SmallVLA(cfg)
     data = frames(episodes, interface.inputs, model.prompt.ids, cfg.horizon)
     targets = interface.tokenizer.encode(data.chunks).reshape(len(data), -1)
-    metrics = fit(model, data, targets, fit_cfg, desc="train vla", progress=progress)
+    keep = np.ones(len(data), bool)
+    if drop_idle:
+        arm = np.asarray(interface.tokenizer.mask)
+        keep = ~np.concatenate([idle_steps(ep, interface.inputs, arm) for ep in episodes])
+        if not keep.any():
+            raise InvalidInputError("every demonstration frame is idle; nothing to learn from")
+    metrics = fit(model, data.subset(np.flatnonzero(keep)), targets[keep], fit_cfg, desc="train vla", progress=progress)
     out = Path(bundle) / VLA_DIR
     model.save(out)
     write_json(out / INTERFACE, interface.to_dict())
@@ -75,6 +84,7 @@ def train_vla(episodes: list[Episode], bundle: Path, model_cfg: VLAConfig, fit_c
         "model": cfg.to_dict(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "frames": len(data),
+        "idle_frames_dropped": int((~keep).sum()),
         "episodes": len(episodes),
         "recorded_image_size": int(episodes[0].images[cfg.cameras[0]].shape[1]),
         "metrics": metrics,

@@ -8,8 +8,8 @@ from heisd_ros.training.calibration import choose_tau, passes_per_step
 T = 7
 
 
-def test_cost_model_counts_prefill_verification_and_completion():
-    np.testing.assert_array_equal(passes_per_step(np.array([0, 3, 6, 7]), T), [8, 5, 2, 2])
+def test_cost_model_counts_the_fused_pass_and_completion():
+    np.testing.assert_array_equal(passes_per_step(np.array([0, 3, 6, 7]), T), [7, 4, 1, 1])
 
 
 def test_high_metric_frames_go_to_retrieval_when_it_is_good_there():

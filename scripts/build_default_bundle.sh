@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the embedded default bundle (heisd_ros/bundles/default) from scratch, as shipped:
+#   1. demonstrations of the three Panda task families with the scripted experts
+#      (seeds 0..N-1; one rosbag2 bag per episode, 2 cameras at 128 px),
+#   2. heisd build-bundle: train the VLA, distil the drafter, build the retrieval cache,
+#      calibrate the fused metric and tau on held-out demonstrations (2 per task),
+#      then evaluate AR closed loop on held-out seeds 1000+ (never training seeds).
+# Seeded and resumable (heisd collect skips complete episodes). Run from the repository root:
+#   scripts/build_default_bundle.sh            # DATA=/tmp/heisd_default_demos OUT=heisd_ros/bundles/default
+set -euo pipefail
+DATA=${DATA:-/tmp/heisd_default_demos}
+OUT=${OUT:-heisd_ros/bundles/default}
+EVAL_EPISODES=${EVAL_EPISODES:-10}
+HEISD=${HEISD:-heisd}
+start=$(date +%s)
+"$HEISD" collect --task lift --episodes 30 --seed 0 --out "$DATA"
+"$HEISD" collect --task nut --episodes 14 --seed 0 --out "$DATA"
+"$HEISD" collect --task sort --episodes 12 --seed 0 --out "$DATA"
+collected=$(date +%s)
+"$HEISD" build-bundle --data "$DATA" --out "$OUT" --force --tasks lift nut sort --holdout 2 \
+  --steps 3000 --batch-size 64 --seed 0 --drafter-steps 1500 --drafter-seed 1 \
+  --eval-episodes "$EVAL_EPISODES" --eval-seed-start 1000 --eval-methods ar
+end=$(date +%s)
+echo "collection: $(( (collected - start) / 60 )) min, bundle build + evaluation: $(( (end - collected) / 60 )) min"
+du -sh "$OUT"
