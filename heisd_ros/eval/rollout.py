@@ -9,13 +9,16 @@ function. Seeds given here should be held out from the demonstrations (e.g. 1000
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from heisd_ros.core.errors import InvalidInputError
-from heisd_ros.core.fused_metric import FusedMetric
+from heisd_ros.core.decoding import StepResult
+from heisd_ros.core.fused_metric import FusedMetric, MetricValue
+from heisd_ros.core.observation import Observation
 from heisd_ros.core.stats import StatsAggregate, StepStats
 
 
@@ -55,8 +58,15 @@ class RolloutReport:
                 "decoding": agg.summary()}
 
 
-def run_episode(bundle, env, decoder, seed: int, max_steps: int, arm: str) -> EpisodeResult:
-    """One episode: reset with ``seed`` and act until success or ``max_steps`` control steps."""
+StepHook = Callable[[int, Observation, MetricValue, StepResult], None]
+
+
+def run_episode(bundle, env, decoder, seed: int, max_steps: int, arm: str, on_step: StepHook | None = None) -> EpisodeResult:
+    """One episode: reset with ``seed`` and act until success or ``max_steps`` control steps.
+
+    on_step(step, observation, metric value, result) runs after every decoder call,
+    outside the timed step (``heisd eval`` records the metric and compares with AR there).
+    """
     start = time.perf_counter()
     sim = env.reset(seed)
     decoder.reset()
@@ -71,11 +81,27 @@ def run_episode(bundle, env, decoder, seed: int, max_steps: int, arm: str) -> Ep
                                           ee.position, ee.orientation, sim.gripper_openings[arm], sim.time)
             result = decoder.step(obs, value)
             stats.append(result.stats)
+            if on_step is not None:
+                on_step(step, obs, value, result)
             queue = list(np.asarray(result.actions, dtype=np.float64))
         sim = env.step(queue.pop(0))
         if sim.success:
             return EpisodeResult(seed, True, step + 1, len(stats), time.perf_counter() - start, stats)
     return EpisodeResult(seed, False, max_steps, len(stats), time.perf_counter() - start, stats)
+
+
+@contextmanager
+def open_env(bundle, task: str, render_size: int | None = None) -> Iterator[Any]:
+    """The simulator of ``task`` set up as the bundle expects (cameras, resolution, control rate, action names)."""
+    from heisd_ros.sim.env import SimEnv  # the simulator is optional for everything else
+
+    if task not in bundle.tasks:
+        raise InvalidInputError(f"bundle has no task {task!r}; it covers {sorted(bundle.tasks)}")
+    size = render_size or bundle.manifest.get("stages", {}).get("train", {}).get("recorded_image_size") or bundle.image_size
+    with SimEnv(task, cameras=bundle.camera_names, image_size=int(size), control_rate=bundle.control_rate_hz) as env:
+        if list(env.action_space.names) != bundle.action_names:
+            raise InvalidInputError(f"task {task!r} takes actions {list(env.action_space.names)}, the bundle emits {bundle.action_names}")
+        yield env
 
 
 def run_rollouts(bundle, task: str, method: str, seeds: Sequence[int], max_steps: int | None = None,
@@ -86,18 +112,11 @@ def run_rollouts(bundle, task: str, method: str, seeds: Sequence[int], max_steps
     demonstrations were recorded at, from the manifest, else the model's own);
     make_observation resizes to the model's size exactly as for the demonstrations.
     """
-    from heisd_ros.sim.env import SimEnv  # the simulator is optional for everything else
-
-    if task not in bundle.tasks:
-        raise InvalidInputError(f"bundle has no task {task!r}; it covers {sorted(bundle.tasks)}")
     if not seeds:
         raise InvalidInputError("no seeds to evaluate")
-    size = render_size or bundle.manifest.get("stages", {}).get("train", {}).get("recorded_image_size") or bundle.image_size
     decoder = bundle.make_decoder(method, **overrides)
     episodes = []
-    with SimEnv(task, cameras=bundle.camera_names, image_size=int(size), control_rate=bundle.control_rate_hz) as env:
-        if list(env.action_space.names) != bundle.action_names:
-            raise InvalidInputError(f"task {task!r} takes actions {list(env.action_space.names)}, the bundle emits {bundle.action_names}")
+    with open_env(bundle, task, render_size) as env:
         steps = int(max_steps or env.task.max_steps)
         arm = env.arms[0]
         for seed in seeds:
