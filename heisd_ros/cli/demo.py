@@ -122,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         mix = ", ".join(f"{k} {v:.0%}" for k, v in r.get("branch_mix", {}).items())
         print(f"{method:<10} {r['success_rate']:>8.0%} {lat.get('mean', float('nan')):>10.1f} {lat.get('p99', float('nan')):>8.1f} "
               f"{r.get('vla_forward_passes_per_action', float('nan')):>11.2f} {speed:>7.2f}x  {mix}")
+    for method, r in results.items():
+        by = r.get("latency_ms_by_branch") or {}
+        if len(by) > 1:
+            print(f"{method} ms/action by branch: " + ", ".join(f"{k} {v:.1f}" for k, v in by.items()))
     print(f"(latency = inference time per executed action, measured by the coordinator; {time.monotonic() - t0:.0f} s in all)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,8 @@ def chunk_summary(chunks: list[ActionChunk]) -> dict:
         "mean_accepted_tokens": float(np.mean([c.accepted_tokens for c in fresh])),
         "acceptance_rate": float(sum(c.accepted_tokens for c in fresh) / drafted) if drafted else None,
         "branch_mix": {k: v / len(fresh) for k, v in sorted(mix.items())},
+        "latency_ms_by_branch": {k: float(np.mean([c.inference_latency for c in fresh if Branch.from_source(c.source).value == k]) * 1e3)
+                                 for k in sorted(mix)},
         "hold_ticks": len(chunks) - len(fresh),
     }
 

@@ -1,18 +1,22 @@
 """The whole inference graph in separate processes on a tiny real bundle: it publishes
-action chunks at the configured rate, and survives the verifier dying and coming back."""
+action chunks at the configured rate, follows a run-time parameter change, and survives
+the verifier dying and coming back."""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 
 from conftest import wait_for
 from heisd_msgs.msg import ActionChunk
 from heisd_ros.bundle import load_bundle
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file
 from heisd_ros.ros.graph import DEFAULT_NODES, NodeGraph
-from robot import ScriptedRobot
+from heisd_ros.ros.scripted_robot import ScriptedRobot
+from test_node_params import call
 
 pytestmark = pytest.mark.ros
 
@@ -44,6 +48,14 @@ def test_graph_publishes_verified_actions_at_the_control_rate(ros_node, tiny_bun
         t0 = len(robot.chunks)
         time.sleep(3.0)
         window = robot.chunks[t0:]
+        # a run-time parameter change takes effect: switch the coordinator to plain AR
+        result = call(ros_node.node, SetParameters, "/coordinator/set_parameters", SetParameters.Request(
+            parameters=[Parameter(name="method", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="ar"))]))
+        assert result.results[0].successful, result.results[0].reason
+        time.sleep(1.0)  # an inference already running finishes with the old decoder
+        switched = len(robot.chunks)
+        wait_for(lambda: len(fresh(robot.chunks[switched:])) >= 10, 60, "10 chunks after the switch")
+        after = fresh(robot.chunks[switched:])
     finally:
         robot.stop()
         codes = graph.stop()
@@ -62,6 +74,7 @@ def test_graph_publishes_verified_actions_at_the_control_rate(ros_node, tiny_bun
                        ActionChunk.SOURCE_RETRIEVAL_SKIP}
     assert any(m.vla_forward_passes > 0 for m in got)
     assert any(s.metric_defined for s in robot.states), "the encoder never filled its window"
+    assert all(m.source == ActionChunk.SOURCE_AR for m in after), [m.source for m in after]
 
 
 def test_verifier_death_holds_then_recovers(ros_node, tiny_bundle, tmp_path):

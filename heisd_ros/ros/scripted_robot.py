@@ -1,9 +1,10 @@
-"""A scripted stand-in robot for graph tests (the real one is sim_bridge): publishes
-joint states, an end-effector pose on a smooth path, a camera frame and the
-instruction at a fixed rate, and records what the coordinator commands.
+"""A scripted stand-in robot for bring-up checks, graph tests and latency benchmarks
+(the simulated robot is sim_bridge): publishes joint states, an end-effector pose on a
+smooth circle, camera frames and the instruction at a fixed rate, and records what
+the coordinator commands and what the kinematic encoder reports, with receive times.
 
-Joint and camera names come from the bundle, so any bundle can be exercised
-without a simulator; the graph under test is the real one.
+Joint and camera names come from the bundle, so any bundle can be exercised without
+a simulator; the graph under test is the real one.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from heisd_msgs.msg import ActionChunk, KinematicState
@@ -29,16 +30,29 @@ class ScriptedRobot:
         self.image_size, self.instruction, self.period = image_size, instruction, 1.0 / rate_hz
         self.joints = node.create_publisher(JointState, "/joint_states", SENSOR)
         self.pose = node.create_publisher(PoseStamped, "/ee_pose", SENSOR)
-        self.images = {c: node.create_publisher(type(rgb8_to_image(np.zeros((1, 1, 3), np.uint8))), f"/camera/{c}/image_raw", SENSOR)
-                       for c in cameras}
+        self.images = {c: node.create_publisher(Image, f"/camera/{c}/image_raw", SENSOR) for c in cameras}
         self.instr = node.create_publisher(String, "/heisd/instruction", LATCHED)
         self.chunks: list[tuple[float, ActionChunk]] = []
         self.states: list[KinematicState] = []
-        node.create_subscription(ActionChunk, "/coordinator/action_chunk", lambda m: self.chunks.append((time.monotonic(), m)), COMMAND)
-        node.create_subscription(KinematicState, "/kinematic_encoder/kinematic_state", self.states.append, COMMAND)
+        self.state_delays: list[float] = []  # s from the pose stamp to the KinematicState arriving here (2 hops)
+        self.chunk_delays: list[tuple[int, float]] = []  # (source, s from the observation stamp to the chunk arriving)
+        node.create_subscription(ActionChunk, "/coordinator/action_chunk", self._on_chunk, COMMAND)
+        node.create_subscription(KinematicState, "/kinematic_encoder/kinematic_state", self._on_state, COMMAND)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.nan_joints = False
+
+    def _age(self, stamp) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9 - (stamp.sec + stamp.nanosec * 1e-9)
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        self.chunks.append((time.monotonic(), msg))
+        if msg.source != ActionChunk.SOURCE_HOLD and msg.observation_stamp.sec:
+            self.chunk_delays.append((msg.source, self._age(msg.observation_stamp)))
+
+    def _on_state(self, msg: KinematicState) -> None:
+        self.states.append(msg)
+        self.state_delays.append(self._age(msg.header.stamp))
 
     def start(self) -> "ScriptedRobot":
         self.instr.publish(String(data=self.instruction))
