@@ -7,6 +7,7 @@ that dies: stop the graph and report, or restart it.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -25,6 +26,16 @@ log = logging.getLogger("heisd.graph")
 
 # The inference graph; the simulation bridge is added when a simulated robot is wanted.
 DEFAULT_NODES = ("kinematic_encoder", "retrieval_cache", "drafter", "verifier", "coordinator")
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the supervising process dies, even by SIGKILL,
+    so no node outlives its graph (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
 
 
 def node_command(node: str, params_file: str | Path, extra_ros_args: Sequence[str] = ()) -> list[str]:
@@ -72,6 +83,7 @@ class NodeGraph:
         node.process = subprocess.Popen(
             node.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop the nodes in order
+            preexec_fn=_stop_with_parent,
         )
         node.started_at = time.monotonic()
         threading.Thread(target=self._pump, args=(node, node.process), daemon=True).start()

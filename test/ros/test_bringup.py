@@ -69,3 +69,21 @@ def test_graph_reports_a_dead_node_or_restarts_it(tmp_path, tiny_bundle):
     finally:
         codes = graph.stop()
     assert codes["drafter"] == 0
+
+
+def test_nodes_do_not_outlive_a_killed_bringup(tiny_bundle):
+    proc = subprocess.Popen([sys.executable, "-m", "heisd_ros", "bringup", "--nodes", "drafter", "--domain-id", str(DOMAIN_ID),
+                             "--bundle", tiny_bundle], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    try:
+        wait_for(lambda: any("]: parameters: " in line for line in lines), 90, "the drafter to start")
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "bringup has no child process"
+        proc.kill()  # SIGKILL: bringup gets no chance to stop its nodes
+        proc.wait(10)
+        wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
+                                 for pid in children), 30, "the orphaned drafter to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
