@@ -26,11 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Callable
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
@@ -41,6 +40,7 @@ from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.core.stats import StatsAggregate
 from heisd_ros.core.tokenizer import ActionTokenizer
 from heisd_ros.core.verify_skip import FixedSkipSchedule
+from heisd_ros.eval.hf_baselines import HFGenerate
 
 N_BINS = 256
 TASKS = ["lift the red cube", "open the top drawer", "put the bowl on the plate"]
@@ -56,15 +56,6 @@ def llama(hidden: int, layers: int, heads: int, seed: int) -> LlamaForCausalLM:
         max_position_embeddings=256, initializer_range=0.1, bos_token_id=None, eos_token_id=None, pad_token_id=0,
     )
     return LlamaForCausalLM(config).eval()
-
-
-class ActionTokensOnly(LogitsProcessor):
-    """HF-side restriction to the action tokens, the same as the adapter's argmax."""
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores = scores.clone()
-        scores[:, : VOCAB_SIZE - N_BINS] = -float("inf")
-        return scores
 
 
 def episodes(n_per_task: int, steps: int, rng: np.random.Generator) -> list[list[Observation]]:
@@ -169,24 +160,10 @@ def main() -> None:
                                                retrieval_acceptance=AcceptanceConfig("block"),
                                                skip_schedule=FixedSkipSchedule(2, 1)),
     }
-    hf_calls = {"n": 0}
-    target_hf.register_forward_pre_hook(lambda *a: hf_calls.__setitem__("n", hf_calls["n"] + 1))
-    hf_kw = dict(max_new_tokens=7, min_new_tokens=7, do_sample=False, pad_token_id=0,
-                 logits_processor=LogitsProcessorList([ActionTokensOnly()]))
-
-    def hf(extra: dict) -> Callable[[Observation], tuple[np.ndarray, int]]:
-        def run(o: Observation) -> tuple[np.ndarray, int]:
-            ids = torch.tensor([builder(o)])
-            before = hf_calls["n"]
-            with torch.no_grad():
-                out = target_hf.generate(ids, attention_mask=torch.ones_like(ids), **hf_kw, **extra)
-            return VOCAB_SIZE - 1 - out[0, ids.shape[1]:].numpy(), hf_calls["n"] - before
-        return run
-
     hf_runs = {
-        "HF generate (greedy)": hf({}),
-        "HF assisted (tiny Llama)": hf({"assistant_model": draft_hf}),
-        "HF prompt lookup (3)": hf({"prompt_lookup_num_tokens": 3}),
+        "HF generate (greedy)": HFGenerate(target_hf, N_BINS, 7, builder),
+        "HF assisted (tiny Llama)": HFGenerate(target_hf, N_BINS, 7, builder, {"assistant_model": draft_hf}),
+        "HF prompt lookup (3)": HFGenerate(target_hf, N_BINS, 7, builder, {"prompt_lookup_num_tokens": 3}),
     }
     names = list(ours)[:1] + list(hf_runs) + list(ours)[1:]
     lat: dict[str, list[float]] = {n: [] for n in names}

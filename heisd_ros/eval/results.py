@@ -25,7 +25,7 @@ ROW_FIELDS: dict[str, tuple] = {
     "latency_ms": (dict,),
     "speedup_vs_ar": (float, int, type(None)),
     "vla_forward_passes_per_action": (float, int),
-    "mean_accepted_tokens": (float, int),
+    "mean_accepted_tokens": (float, int, type(None)),
     "token_deviation_vs_ar": (dict, type(None)),
     "branch_mix": (dict,),
 }
