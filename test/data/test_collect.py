@@ -79,3 +79,9 @@ def test_cli_collects_sqlite3_bags(tmp_path: Path) -> None:
 def test_cli_requires_out_unless_dry_run() -> None:
     args = build_parser().parse_args(["collect", "--task", "lift"])
     assert args.func(args) == 2
+
+
+def test_parallel_workers_record_every_episode(tmp_path: Path) -> None:
+    records = list(collect(config(tmp_path, episodes=2, workers=2), progress=False))
+    assert sorted(r.seed for r in records) == [7, 8]
+    assert [p.name for p in list_episodes(tmp_path)] == ["lift_seed00007", "lift_seed00008"]
