@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 
 BRANCH_COLOURS = {"ar": "#7f7f7f", "drafter": "#1f77b4", "retrieval": "#2ca02c", "retrieval_skip": "#98df8a",
                   "hold": "#d62728", "replay": "#9467bd"}
-METHOD_COLOURS = {"ar": "#7f7f7f", "drafter": "#1f77b4", "retrieval": "#2ca02c", "heisd": "#d62728"}
+METHOD_COLOURS = {"ar": "#7f7f7f", "drafter": "#1f77b4", "retrieval": "#2ca02c", "heisd": "#d62728",
+                  "hf_generate": "#ff7f0e", "hf_assisted": "#9467bd", "hf_prompt_lookup": "#8c564b"}
 
 
 def _colour(method: str, i: int) -> str:
@@ -52,12 +53,12 @@ def latency_cdf(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def speedup_bars(rows: list[dict], path: Path) -> Path:
-    """Mean-latency speedup over AR per method, grouped by task and timing; 1x marked."""
+def speedup_bars(rows: list[dict], path: Path, basis: str = "mean") -> Path:
+    """Speedup over AR per method (``basis``: which latency statistic it compares), grouped by task and timing; 1x marked."""
     groups = _groups(rows)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * len(methods) / 2 + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(groups) * len(methods) + 3), 4))
     for j, method in enumerate(methods):
         xs, ys = [], []
         for g, members in enumerate(groups.values()):
@@ -68,10 +69,12 @@ def speedup_bars(rows: list[dict], path: Path) -> Path:
         bars = ax.bar(xs, ys, width, label=method, color=_colour(method, j))
         ax.bar_label(bars, fmt="%.2fx", fontsize=8)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
+    top = max([r["speedup_vs_ar"] for r in rows if r.get("speedup_vs_ar") is not None], default=1.0)
+    ax.set_ylim(0, max(top, 1.0) * 1.15)  # room for the bar labels
     ax.set_xticks(range(len(groups)), list(groups))
-    ax.set_ylabel("speedup vs AR (mean latency)")
+    ax.set_ylabel(f"speedup vs AR ({basis} latency)")
     ax.set_title("Speedup per action over plain AR")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
