@@ -1,4 +1,11 @@
-"""Closed-loop evaluation of a bundle in simulation (rollout.py); ``heisd eval`` builds on it."""
+"""Evaluation of a bundle: closed loop in simulation, offline on bags, and the speed table.
+
+- rollout.py: the closed-loop runner (also used by the bundle build)
+- closed_loop.py: ``heisd eval`` (every method, same seeds, lockstep and realtime)
+- replay.py: ``heisd replay`` (every method on every recorded observation of rosbag2 bags)
+- bench.py, hf_baselines.py: ``heisd bench`` (ours vs Hugging Face generate / assisted / prompt lookup)
+- measures.py, results.py: the figures and the results document (docs/results-schema.md)
+"""
 from heisd_ros.eval.rollout import EpisodeResult, RolloutReport, run_episode, run_rollouts
 
 __all__ = ["EpisodeResult", "RolloutReport", "run_episode", "run_rollouts"]
