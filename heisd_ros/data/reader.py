@@ -22,6 +22,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Connection
 
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
+from heisd_ros.core.joints import JointMismatchError, pick_by_name
 from heisd_ros.data.bag_writer import ACTION, INSTRUCTION, JOINT_STATES
 from heisd_ros.data.typestore import heisd_typestore
 
@@ -232,11 +233,10 @@ class BagReader:
     def _joint_vector(self, names: list[str], positions: np.ndarray, order: list[str], topic: str) -> np.ndarray:
         if len(positions) != len(names):
             raise BagReadError(f"{topic}: {len(names)} joint names but {len(positions)} positions")
-        index = {n: i for i, n in enumerate(names)}
-        missing = [n for n in order if n not in index]
-        if missing:
-            raise MissingJointError(f"{topic} lacks joint(s) {missing}; it has {names}")
-        return positions[[index[n] for n in order]]
+        try:
+            return pick_by_name(order, names, positions, what="joint(s)")
+        except JointMismatchError as exc:
+            raise MissingJointError(f"{topic}: {exc}") from None
 
     def _action(self, msg: Any, topic: str) -> tuple[tuple[str, ...], np.ndarray]:
         dim = int(msg.dimension)

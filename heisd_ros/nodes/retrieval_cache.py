@@ -16,6 +16,7 @@ import numpy as np
 
 from heisd_msgs.srv import InsertSequence, Retrieve
 from heisd_ros.core.errors import HeisdError
+from heisd_ros.core.joints import pick_by_name
 from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.nodes.base import OK, HeisdNode, run
 from heisd_ros.nodes.bundles import bundle_path, load_datastore
@@ -41,13 +42,7 @@ class RetrievalCacheNode(HeisdNode):
         order = [n for n in self.params["joint_names"] if n]
         if not order:
             return np.asarray(positions, dtype=np.float64)
-        if len(names) != len(positions):
-            raise HeisdError(f"{len(names)} joint names for {len(positions)} joint positions")
-        index = {n: i for i, n in enumerate(names)}
-        missing = [n for n in order if n not in index]
-        if missing:
-            raise HeisdError(f"request lacks joints {missing} that the store is keyed on")
-        return np.asarray([positions[index[n]] for n in order], dtype=np.float64)
+        return pick_by_name(order, names, np.asarray(positions), what="joints the store is keyed on")
 
     def _retrieve(self, req: Retrieve.Request, resp: Retrieve.Response) -> Retrieve.Response:
         start = time.perf_counter()

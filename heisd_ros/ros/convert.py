@@ -19,6 +19,7 @@ from heisd_msgs.msg import ActionChunk
 from heisd_msgs.msg import Observation as ObservationMsg
 from heisd_ros.core.observation import Observation
 from heisd_ros.core.errors import InvalidInputError
+from heisd_ros.core.joints import JointMismatchError, pick_by_name
 
 
 class MessageError(InvalidInputError):
@@ -115,26 +116,18 @@ def joint_state_to_arrays(msg: JointState, names: Sequence[str] | None = None) -
     ``names`` None or empty: every joint of the message, in its order. Extra joints in
     the message are ignored; a requested joint that is missing is an error."""
     got = list(msg.name)
-    n = len(got)
-    if n == 0:
+    if not got:
         raise MessageError("JointState has no joint names")
-    if len(set(got)) != n:
-        dupes = sorted({j for j in got if got.count(j) > 1})
-        raise MessageError(f"JointState names are duplicated: {dupes}")
     pos = np.asarray(msg.position, dtype=np.float64)
-    if pos.size != n:
-        raise MessageError(f"JointState has {n} names but {pos.size} positions")
     vel = np.asarray(msg.velocity, dtype=np.float64) if len(msg.velocity) else None
-    if vel is not None and vel.size != n:
-        raise MessageError(f"JointState has {n} names but {vel.size} velocities")
+    if vel is not None and vel.size != len(got):
+        raise MessageError(f"JointState has {len(got)} names but {vel.size} velocities")
     wanted = [j for j in (names or []) if j] or got
-    index = {j: i for i, j in enumerate(got)}
-    missing = [j for j in wanted if j not in index]
-    if missing:
-        raise MessageError(f"JointState lacks joints {missing} (it has {got})")
-    idx = np.fromiter((index[j] for j in wanted), dtype=np.intp, count=len(wanted))
-    positions = pos[idx]
-    velocities = vel[idx] if vel is not None else None
+    try:
+        positions = pick_by_name(wanted, got, pos, what="JointState joints")
+        velocities = pick_by_name(wanted, got, vel, what="JointState joints") if vel is not None else None
+    except JointMismatchError as exc:
+        raise MessageError(f"JointState: {exc}") from None
     bad = [wanted[i] for i in np.flatnonzero(~np.isfinite(positions))]
     if velocities is not None:
         bad += [wanted[i] + " (velocity)" for i in np.flatnonzero(~np.isfinite(velocities))]

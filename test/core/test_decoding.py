@@ -18,7 +18,7 @@ from heisd_ros.core.stats import Branch
 from heisd_ros.core.tokenizer import ActionTokenizer
 from heisd_ros.core.verify_skip import FixedSkipSchedule, NoSkipSchedule
 
-from conftest import N_BINS, build_store, hf_greedy, make_obs, make_vla, tiny_llama
+from engine_testkit import N_BINS, build_store, hf_greedy, make_obs, make_vla, tiny_llama
 
 L = 7
 STRICT = AcceptanceConfig("strict")

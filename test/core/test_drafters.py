@@ -12,7 +12,7 @@ from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.core.stats import Branch
 
-from conftest import build_store, hf_greedy, make_obs, make_vla
+from engine_testkit import build_store, hf_greedy, make_obs, make_vla
 
 OBS = [make_obs(i) for i in range(15)]  # 5 per instruction
 

@@ -25,7 +25,7 @@ from heisd_ros.core.model import SupportsPrefillScore, VLAModel
 from heisd_ros.core.stats import Branch, StepStats
 from heisd_ros.core.verify_skip import NoSkipSchedule
 
-from conftest import N_BINS, VOCAB, VOCAB_SIZE, ActionTokensOnly, hf_greedy, make_obs, make_tokenizer, make_vla, tiny_llama
+from engine_testkit import N_BINS, VOCAB, VOCAB_SIZE, ActionTokensOnly, hf_greedy, make_obs, make_tokenizer, make_vla, tiny_llama
 from test_decoding import FixedDrafter, metric
 
 STRICT = AcceptanceConfig("strict")

@@ -11,7 +11,7 @@ from transformers import LogitsProcessorList
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.hf_adapter import CharVocabulary, HFCausalVLA, TextPromptBuilder
 
-from conftest import (
+from engine_testkit import (
     N_BINS,
     VOCAB,
     VOCAB_SIZE,

@@ -9,7 +9,7 @@ import pytest
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.observation import Observation
 
-from conftest import make_obs
+from engine_testkit import make_obs
 
 
 def test_valid_observation_passes_and_chains():

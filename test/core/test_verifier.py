@@ -8,7 +8,7 @@ from heisd_ros.core.drafters import Draft, ModelDrafter
 from heisd_ros.core.stats import Branch, StepStats
 from heisd_ros.core.verify_skip import NoSkipSchedule
 
-from conftest import N_BINS, hf_greedy, make_obs, make_vla
+from engine_testkit import N_BINS, hf_greedy, make_obs, make_vla
 from test_decoding import FixedDrafter, metric
 
 STRICT = AcceptanceConfig("strict")

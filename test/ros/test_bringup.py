@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import DOMAIN_ID, wait_for
+from ros_harness import DOMAIN_ID, wait_for
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file
 from heisd_ros.ros.graph import NodeGraph
 

@@ -85,7 +85,7 @@ def test_joints_are_matched_by_name_not_index():
 
 
 @pytest.mark.parametrize("msg,match", [
-    (joint_msg(["a", "b"], [1.0]), "2 names but 1 positions"),
+    (joint_msg(["a", "b"], [1.0]), "2 joint names but values of shape \\(1,\\)"),
     (joint_msg(["a", "a"], [1.0, 2.0]), "duplicated"),
     (joint_msg(["a", "b"], [1.0, float("nan")]), "non-finite values for \\['b'\\]"),
     (joint_msg(["a", "b"], [1.0, 2.0], [0.0, float("inf")]), "b \\(velocity\\)"),
@@ -98,7 +98,7 @@ def test_malformed_joint_states_are_rejected(msg, match):
 
 
 def test_missing_requested_joint_is_named():
-    with pytest.raises(MessageError, match="lacks joints \\['c'\\]"):
+    with pytest.raises(MessageError, match="joints \\['c'\\] are missing"):
         joint_state_to_arrays(joint_msg(["a", "b"], [1.0, 2.0]), ["a", "c"])
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import samples
-from conftest import wait_for
+from ros_harness import wait_for
 from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_msgs.srv import Verify
 from heisd_ros.ros.qos import COMMAND

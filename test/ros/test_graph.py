@@ -10,7 +10,7 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 
-from conftest import wait_for
+from ros_harness import wait_for
 from heisd_msgs.msg import ActionChunk
 from heisd_ros.bundle import load_bundle
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file

@@ -8,7 +8,7 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 
-from conftest import wait_for
+from ros_harness import wait_for
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file
 from heisd_ros.ros.graph import NodeGraph
 

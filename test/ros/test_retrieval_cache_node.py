@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import wait_for
+from ros_harness import wait_for
 from heisd_msgs.srv import InsertSequence, Retrieve
 from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file

@@ -8,7 +8,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
-from conftest import wait_for
+from ros_harness import wait_for
 from heisd_msgs.msg import ActionChunk, EpisodeStatus
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file
 from heisd_ros.ros.convert import image_to_rgb8, make_action_chunk
