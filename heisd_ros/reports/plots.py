@@ -35,7 +35,7 @@ def _groups(rows: list[dict]) -> dict[str, list[dict]]:
 def latency_cdf(rows: list[dict], path: Path) -> Path:
     """Empirical CDF of per-action latency, one line per method, one panel per task and timing."""
     groups = _groups(rows)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups) + 1.5, 4), squeeze=False)
     for ax, (name, members) in zip(axes[0], groups.items()):
         for i, r in enumerate(members):
             ms = np.sort(np.asarray(r.get("latency_samples_ms") or [], float))
@@ -46,7 +46,7 @@ def latency_cdf(rows: list[dict], path: Path) -> Path:
         ax.set_ylabel("fraction of actions")
         ax.set_title(name)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="lower right")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # same methods in every panel
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
