@@ -114,12 +114,12 @@ class CoordinatorNode(HeisdNode):
         self._wake.set()
 
     def _on_instruction(self, msg: String) -> None:
-        if msg.data != self._instruction:
-            self.get_logger().info(f"instruction: {msg.data!r}")
-            self._instruction = msg.data
-            self.queue.clear()
-            if self.decoder is not None:
-                self.decoder.reset()
+        """Every instruction message starts a task or episode: queue and decoder history reset."""
+        self.get_logger().info(f"instruction: {msg.data!r}")
+        self._instruction = msg.data
+        self.queue.clear()
+        if self.decoder is not None:
+            self.decoder.reset()
 
     def _on_params(self, changed: dict[str, Any]) -> None:
         if _REBUILD & set(changed):

@@ -2,9 +2,12 @@
 
 One KinematicState per sample of the primary end-effector pose: joints mapped by
 name, every end effector's latest pose, the gripper opening, a task-phase
-estimate, and the fused metric (R, D, M) that picks the HeiSD branch. History
-resets on a new instruction, on time going backwards (bag loop, sim reset) and
-on gaps longer than ``stale_timeout_s``; malformed input is counted and dropped.
+estimate, and the fused metric (R, D, M) that picks the HeiSD branch. End-effector
+poses come from PoseStamped topics, or (``ee_source: model``) from forward
+kinematics of the robot's MJCF/URDF model on every joint-state sample. History
+resets on every instruction message (a new task or episode), on time going
+backwards (bag loop, sim reset) and on gaps longer than ``stale_timeout_s``;
+malformed input is counted and dropped.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from std_msgs.msg import String
 
 from heisd_msgs.msg import KinematicState
 from heisd_ros.core.errors import InvalidInputError
+from heisd_ros.core.forward_kinematics import ModelKinematics
 from heisd_ros.core.fused_metric import MetricConfig
 from heisd_ros.core.kinematics import KinematicTracker
 from heisd_ros.nodes.base import OK, WARN, HeisdNode, run
@@ -33,7 +37,13 @@ class KinematicEncoderNode(HeisdNode):
         super().__init__()
         p = self.params
         topics, names = list(p["ee_pose_topics"]), list(p["ee_names"])
-        if len(topics) != len(names) or not topics:
+        self.fk = None
+        if p["ee_source"] == "model":
+            frames = [f for f in p["ee_frames"] if f]
+            if len(frames) != len(names):
+                raise ValueError(f"ee_frames ({len(frames)}) and ee_names ({len(names)}) must match for ee_source model")
+            self.fk = ModelKinematics(p["robot_model"], frames)
+        elif len(topics) != len(names) or not topics:
             raise ValueError(f"ee_pose_topics ({len(topics)}) and ee_names ({len(names)}) must be non-empty and match")
         grippers = [g for g in p["gripper_joints"]]
         self._gripper_joints = (grippers + [""] * len(names))[: len(names)]
@@ -47,11 +57,13 @@ class KinematicEncoderNode(HeisdNode):
         self._last_defined_at = None
         self.pub = self.create_publisher(KinematicState, "~/kinematic_state", COMMAND)
         self.create_subscription(JointState, p["joint_states_topic"], self._on_joints, SENSOR)
-        for i, (topic, name) in enumerate(zip(topics, names)):
-            self.create_subscription(PoseStamped, topic, lambda m, n=name, primary=(i == 0): self._on_pose(m, n, primary), SENSOR)
+        if self.fk is None:
+            for i, (topic, name) in enumerate(zip(topics, names)):
+                self.create_subscription(PoseStamped, topic, lambda m, n=name, primary=(i == 0): self._on_pose(m, n, primary), SENSOR)
         self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
         self.params.on_change(self._on_params)
-        self.set_status(OK, f"waiting for {topics[0]} (window {self.tracker.config.window})")
+        source = f"forward kinematics of {p['robot_model']}" if self.fk else topics[0]
+        self.set_status(OK, f"waiting for {source} (window {self.tracker.config.window})")
 
     def _metric_config(self) -> MetricConfig:
         p, base = self.params, self._base_config
@@ -66,11 +78,10 @@ class KinematicEncoderNode(HeisdNode):
         self.tracker.min_step_m = self.params["min_position_step_m"]
 
     def _on_instruction(self, msg: String) -> None:
-        if msg.data != self._instruction:
-            if self._instruction is not None:
-                self.get_logger().info(f"new instruction {msg.data!r}: kinematic history reset")
-            self._instruction = msg.data
-            self.tracker.reset()
+        if self._instruction is not None:
+            self.get_logger().info(f"instruction {msg.data!r}: kinematic history reset")
+        self._instruction = msg.data
+        self.tracker.reset()
 
     def _on_joints(self, msg: JointState) -> None:
         try:
@@ -80,6 +91,22 @@ class KinematicEncoderNode(HeisdNode):
         except MessageError as exc:
             self.count("rejected_joint_states")
             self.set_status(WARN, f"dropped a JointState: {exc}")
+            return
+        if self.fk is not None:
+            try:
+                all_joints = joint_state_to_arrays(msg, None)
+                poses = self.fk.poses(all_joints.names, all_joints.positions)
+            except (MessageError, InvalidInputError) as exc:
+                self.count("rejected_joint_states")
+                self.set_status(WARN, f"forward kinematics failed: {exc}")
+                return
+            for i, (name, (pos, quat)) in enumerate(zip(self._ee_names, poses)):
+                pose = PoseStamped(header=msg.header)
+                pose.header.frame_id = "world"
+                pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
+                (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
+                 pose.pose.orientation.w) = (float(v) for v in quat)
+                self._on_pose(pose, name, i == 0)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -98,8 +98,11 @@ COMMON: tuple[ParamSpec, ...] = DIAGNOSTICS + (
 KINEMATIC_ENCODER: tuple[ParamSpec, ...] = COMMON + (
     _p("joint_states_topic", "/joint_states", "sensor_msgs/JointState input (SensorDataQoS)"),
     _p("joint_names", StringList(), "Joints to report, by name, in this order; [''] = all joints of each message"),
-    _p("ee_pose_topics", ["/ee_pose"], "geometry_msgs/PoseStamped topics, one per end effector; the first drives the fused metric"),
-    _p("ee_names", ["hand"], "Names of the end effectors, same order as ee_pose_topics"),
+    _p("ee_source", "topic", "Where end-effector poses come from: pose topics, or forward kinematics of robot_model", choices=("topic", "model")),
+    _p("ee_pose_topics", ["/ee_pose"], "geometry_msgs/PoseStamped topics, one per end effector (ee_source topic); the first drives the fused metric"),
+    _p("ee_names", ["hand"], "Names of the end effectors, same order as ee_pose_topics / ee_frames"),
+    _p("robot_model", "", "MJCF (.xml) or URDF (.urdf) model for forward kinematics (ee_source model)"),
+    _p("ee_frames", StringList(), "Body or site of each end effector in robot_model (ee_source model)"),
     _p("gripper_joints", StringList(), "Per end effector, the joint whose position measures the gripper opening ('' = none)"),
     _p("gripper_closed_position", 0.0, "Gripper joint position when closed", unit="m or rad"),
     _p("gripper_open_position", 0.04, "Gripper joint position when fully open", unit="m or rad"),
