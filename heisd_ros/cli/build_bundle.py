@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pipeline.add_data_args(p)
     pipeline.add_bundle_arg(p, "--out")
     p.add_argument("--force", action="store_true", help="build into a non-empty directory")
+    p.add_argument("--resume", action="store_true", help="keep the stages the bundle's manifest already records")
     pipeline.add_vla_args(p)
     pipeline.add_drafter_args(p, prefix="drafter-")
     pipeline.add_cache_args(p)

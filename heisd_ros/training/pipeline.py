@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from heisd_ros.bundle.format import seal
+from heisd_ros.bundle.format import MANIFEST, README, read_json, seal
 from heisd_ros.core.errors import HeisdError
 from heisd_ros.training.cache import build_cache
 from heisd_ros.training.calibration import calibrate
@@ -163,9 +163,37 @@ def command(runner: Callable[[argparse.Namespace, Path], dict]) -> Callable[[arg
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("closed-loop evaluation (held-out seeds)")
-    g.add_argument("--eval-episodes", type=int, default=0, help="episodes per task and method (0 = skip)")
+    g.add_argument("--eval-episodes", nargs="+", default=["0"], metavar="N|TASK=N",
+                   help="episodes per task and method: N for every task, TASK=N to set one (0 = skip)")
     g.add_argument("--eval-seed-start", type=int, default=1000, help="first evaluation seed (never a training seed)")
     g.add_argument("--eval-methods", nargs="+", default=["ar"], help="decoding methods to evaluate")
+
+
+def parse_eval_episodes(spec: list[str]) -> tuple[int, dict[str, int]]:
+    """``--eval-episodes`` tokens -> (count for every task, per-task counts): "N" or "TASK=N"."""
+    default, named = 0, {}
+    for token in spec:
+        name, _, value = token.rpartition("=")
+        try:
+            n = int(value)
+        except ValueError:
+            raise HeisdError(f"--eval-episodes takes N or TASK=N, got {token!r}") from None
+        if n < 0:
+            raise HeisdError(f"--eval-episodes must be >= 0, got {token!r}")
+        if name:
+            named[name] = n
+        else:
+            default = n
+    return default, named
+
+
+def eval_counts(spec: list[str], tasks: list[str]) -> dict[str, int]:
+    """Episodes per task of the bundle; a task name the bundle lacks is an error."""
+    default, named = parse_eval_episodes(spec)
+    unknown = sorted(set(named) - set(tasks))
+    if unknown:
+        raise HeisdError(f"--eval-episodes names task(s) {unknown}; the bundle covers {tasks}")
+    return {t: named.get(t, default) for t in tasks}
 
 
 def run_eval(args: argparse.Namespace, bundle: Path) -> dict:
@@ -175,15 +203,18 @@ def run_eval(args: argparse.Namespace, bundle: Path) -> dict:
 
     started = time.perf_counter()
     loaded = load_bundle(bundle)
-    seeds = list(range(args.eval_seed_start, args.eval_seed_start + args.eval_episodes))
+    counts = eval_counts(args.eval_episodes, sorted(loaded.tasks))
     results = {}
     for task in sorted(loaded.tasks):
+        seeds = list(range(args.eval_seed_start, args.eval_seed_start + counts[task]))
+        if not seeds:
+            continue
         for method in args.eval_methods:
             summary = run_rollouts(loaded, task, method, seeds, progress=not args.quiet).summary()
             results[f"{task}/{method}"] = {k: summary[k] for k in ("success_rate", "successes", "episodes", "seeds", "mean_steps")}
             results[f"{task}/{method}"]["decoding"] = {k: summary["decoding"][k] for k in
                                                        ("mean_accepted_length", "forward_passes_per_step", "latency_ms", "branch_mix")}
-    info = {"seeds": seeds, "metrics": results, "seconds": time.perf_counter() - started}
+    info = {"seed_start": args.eval_seed_start, "episodes": counts, "metrics": results, "seconds": time.perf_counter() - started}
     seal(bundle, "eval", info, command=command_line(args))
     _report("eval", info, started)
     return info
@@ -195,8 +226,6 @@ def bundle_size(bundle: Path) -> int:
 
 def write_readme(bundle: Path, build_seconds: float | None = None) -> None:
     """README.md from the manifest: what the bundle is, how it was built, what was measured."""
-    from heisd_ros.bundle.format import MANIFEST, README, read_json
-
     m = read_json(Path(bundle) / MANIFEST, "bundle manifest")
     st = m.get("stages", {})
     train = st.get("train", {})
@@ -231,15 +260,26 @@ def write_readme(bundle: Path, build_seconds: float | None = None) -> None:
 
 
 def run_build_bundle(args: argparse.Namespace, bundle: Path) -> dict:
-    """All stages in order into one bundle, then evaluation (optional), README and the final seal."""
+    """All stages in order into one bundle, then evaluation (optional), README and the final seal.
+
+    With ``resume`` the stages the manifest already records are kept (e.g. after an
+    interrupted evaluation); their recorded commands and metrics stay as they were.
+    """
     started = time.perf_counter()
     bundle.mkdir(parents=True, exist_ok=True)
-    if any(bundle.iterdir()) and not args.force:
-        raise HeisdError(f"{bundle} is not empty; pass --force to rebuild into it")
-    infos = {"train": run_train(args, bundle), "train-drafter": run_train_drafter(args, bundle),
-             "build-cache": run_build_cache(args, bundle), "calibrate": run_calibrate(args, bundle)}
-    if args.eval_episodes:
-        infos["eval"] = run_eval(args, bundle)
+    done = set(read_json(bundle / MANIFEST, "bundle manifest").get("stages", {})) if args.resume and (bundle / MANIFEST).is_file() else set()
+    if any(bundle.iterdir()) and not (args.force or args.resume):
+        raise HeisdError(f"{bundle} is not empty; pass --force to rebuild into it or --resume to finish it")
+    stages = {"train": run_train, "train-drafter": run_train_drafter, "build-cache": run_build_cache, "calibrate": run_calibrate}
+    default, named = parse_eval_episodes(args.eval_episodes)
+    if default or any(named.values()):
+        stages["eval"] = run_eval
+    infos = {}
+    for name, runner in stages.items():
+        if name in done:
+            print(f"[build-bundle] {name}: already done (--resume), kept")
+            continue
+        infos[name] = runner(args, bundle)
     seconds = time.perf_counter() - started
     write_readme(bundle, seconds)
     manifest = seal(bundle, "build-bundle", {"seconds": seconds, "size_bytes": bundle_size(bundle)},

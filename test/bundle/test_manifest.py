@@ -102,3 +102,18 @@ def test_command_reports_bad_data_as_an_error(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "missing"), "--bundle", str(tmp_path / "b"), "--quiet"])
     assert code == 2
     assert "not a directory of bags" in capsys.readouterr().err
+
+
+def test_resume_keeps_recorded_stages_and_reseals(bundle):
+    before = json.loads((bundle / "manifest.json").read_text())
+    code = main(["build-bundle", "--data", "synthetic:3:12", "--out", str(bundle), "--resume", "--holdout", "1", "--quiet"])
+    assert code == 0
+    after = load_bundle(bundle).manifest
+    for stage in ("train", "train-drafter", "build-cache", "calibrate"):
+        assert after["stages"][stage] == before["stages"][stage]
+    assert after["files"]["vla/model.safetensors"] == before["files"]["vla/model.safetensors"]
+
+
+def test_non_empty_output_needs_force_or_resume(bundle, capsys):
+    assert main(["build-bundle", "--data", "synthetic:3:12", "--out", str(bundle), "--quiet"]) == 2
+    assert "--force" in capsys.readouterr().err

@@ -32,3 +32,15 @@ def test_bound_on_retrieval_error_keeps_bad_retrieval_out():
 def test_no_frames_is_an_error():
     with pytest.raises(InvalidInputError, match="held-out"):
         choose_tau(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), T)
+
+
+def test_eval_episode_counts_per_task():
+    from heisd_ros.core.errors import HeisdError
+    from heisd_ros.training.pipeline import eval_counts
+
+    assert eval_counts(["10", "nut=3"], ["lift", "nut"]) == {"lift": 10, "nut": 3}
+    assert eval_counts(["sort=2"], ["lift", "sort"]) == {"lift": 0, "sort": 2}
+    with pytest.raises(HeisdError, match="humanoid"):
+        eval_counts(["humanoid=1"], ["lift"])
+    with pytest.raises(HeisdError, match="N or TASK=N"):
+        eval_counts(["many"], ["lift"])
