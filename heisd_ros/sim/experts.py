@@ -16,7 +16,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from heisd_ros.sim.env import ActionSpace, SimObservation
 
-EXPERT_VERSION = "1"
+EXPERT_VERSION = "2"  # 2: the humanoid expert grips half-way, slides in above the table, watches the raise
 
 TRANSPORT_SPEED = 0.25  # m/s
 FINE_SPEED = 0.05  # m/s
@@ -59,6 +59,7 @@ class Segment:
     arm: str = "right"
     partners: dict[str, Goal] = field(default_factory=dict)
     check: Callable[[SimObservation], bool] | None = None  # checked at the end; False -> retry the task
+    watch: bool = False  # also check at every step: a failure ends the segment early (and retries)
 
 
 @dataclass
@@ -177,15 +178,25 @@ class SegmentExpert:
             error = max(error, float(np.linalg.norm(track.goal_pos - ee.position)))
         active.step += 1
         seg = active.segment
-        if active.step >= active.duration and (error < seg.tolerance or active.step > active.duration + 40):
+        if seg.watch and self._check_failed(seg, obs):
+            self._retry(obs)
+        elif active.step >= active.duration and (error < seg.tolerance or active.step > active.duration + 40):
             if active.arrived_at is None:
                 active.arrived_at = active.step
             if active.step - active.arrived_at >= seg.hold_steps:
                 self._active = None
-                if seg.check is not None and not seg.check(obs) and self._retries_left > 0:
-                    self._retries_left -= 1
-                    self._plan = self.retry_plan(obs)
+                if self._check_failed(seg, obs):
+                    self._retry(obs)
         return np.clip(action, self.action_space.low, self.action_space.high)
+
+    def _check_failed(self, segment: Segment, obs: SimObservation) -> bool:
+        """True when the segment's check fails and a retry is left to recover from it."""
+        return segment.check is not None and self._retries_left > 0 and not segment.check(obs)
+
+    def _retry(self, obs: SimObservation) -> None:
+        self._active = None
+        self._retries_left -= 1
+        self._plan = self.retry_plan(obs)
 
     def _start(self, segment: Segment, obs: SimObservation) -> _Active:
         speed = (self.fine_speed if segment.fine else self.transport_speed) * self._speed_factor
@@ -413,7 +424,8 @@ class HumanoidLiftExpert(SegmentExpert):
     """GR1: the right hand comes alongside the cube palm-first, wraps it and lifts; the left arm rests.
 
     A dexterous hand's grasp on a cube is less certain than a parallel gripper's: if the
-    cube does not follow the first lift, the hand opens, backs off and tries again.
+    cube does not follow the first lift, or slips in the hand during the raise (watched at
+    every step), the hand opens and tries again from where the cube now lies.
 
     The hand keeps its start ("handshake") orientation: fingers forward, palm facing +y.
     """
@@ -421,7 +433,15 @@ class HumanoidLiftExpert(SegmentExpert):
     # Cube centre in the closed hand, as a world offset from the right hand's site.
     GRASP_OFFSET = np.array([0.07, 0.035, -0.005])
     GRASP_STEPS = 15
-    retries = 2
+    # Hand closing command, of 1 = fully closed: closing fully keeps squeezing the wrapped cube
+    # until it pops out of the fingers (within seconds of the lift); half-way holds it.
+    GRIP = 0.5
+    # Height above the grasp point while the hand slides in: at grasp height the palm's edge
+    # drags on the table and stalls short of the cube; it drops onto the grasp height beside it.
+    CLEARANCE = 0.01
+    RAISE = (0.08, 0.12)  # range of the final raise, m: short, as a long carry gives a grasp more time to slip
+    SLIP_TOLERANCE = 0.03  # m the cube may shift in the hand during the raise before it counts as slipping
+    retries = 3
     transport_speed = 0.12
     fine_speed = 0.04
     rotation_gain = 0.5
@@ -429,7 +449,7 @@ class HumanoidLiftExpert(SegmentExpert):
     def __init__(self, action_space: ActionSpace, control_rate: float) -> None:
         hand = np.ones(6)
         arms = {
-            "right": ArmFrame(slice(0, 3), slice(3, 6), slice(12, 18), None, -hand, hand),
+            "right": ArmFrame(slice(0, 3), slice(3, 6), slice(12, 18), None, -hand, self.GRIP * hand),
             "left": ArmFrame(slice(6, 9), slice(9, 12), slice(18, 24), None, -hand, hand),
         }
         super().__init__(action_space, control_rate, arms)
@@ -440,16 +460,26 @@ class HumanoidLiftExpert(SegmentExpert):
 
     def plan(self, obs: SimObservation) -> list[Segment]:
         beside = np.array([0.0, -0.07, 0.04 + self.uniform(0.0, 0.02)])
-        up = 0.12 + self.uniform(0.0, 0.04)
+        up = self.uniform(*self.RAISE)
 
         resting_z = float(obs.object_poses["cube"].position[2])
         jitter = np.array([self.uniform(-0.005, 0.005), self.uniform(-0.005, 0.005), 0.0])
 
+        clear = np.array([0.0, 0.0, self.CLEARANCE])
+
         def grasp_point(o: SimObservation) -> np.ndarray:
             return o.object_poses["cube"].position - self.GRASP_OFFSET + jitter
 
-        def cube_follows(o: SimObservation) -> bool:
+        def cube_off_table(o: SimObservation) -> bool:
             return float(o.object_poses["cube"].position[2]) > resting_z + 0.02
+
+        grip: dict[str, np.ndarray] = {}
+
+        def cube_follows_hand(o: SimObservation) -> bool:
+            """Off the table and where it sat in the hand when the raise began: a slipping cube fails early."""
+            offset = o.object_poses["cube"].position - o.ee_poses["right"].position
+            start = grip.setdefault("offset", offset)
+            return cube_off_table(o) and float(np.linalg.norm(offset - start)) < self.SLIP_TOLERANCE
 
         def stay(o: SimObservation) -> tuple[np.ndarray, float]:
             return o.ee_poses["right"].position.copy(), 0.0
@@ -460,12 +490,14 @@ class HumanoidLiftExpert(SegmentExpert):
         return [
             hold("settle", stay, -1.0, 3),
             Segment("approach cube", lambda o: (grasp_point(o) + beside, 0.0), -1.0, tolerance=0.02),
-            Segment("lower beside cube", lambda o: (grasp_point(o) + beside * [0, 1, 0], 0.0), -1.0, fine=True,
-                    tolerance=0.01),
-            Segment("close in on cube", lambda o: (grasp_point(o), 0.0), -1.0, fine=True, tolerance=0.008),
+            Segment("lower beside cube", lambda o: (grasp_point(o) + beside * [0, 1, 0] + clear, 0.0), -1.0,
+                    fine=True, tolerance=0.01),
+            Segment("close in on cube", lambda o: (grasp_point(o) + clear, 0.0), -1.0, fine=True, tolerance=0.008),
+            Segment("settle onto cube", lambda o: (grasp_point(o), 0.0), -1.0, fine=True, tolerance=0.006),
             hold("grasp cube", stay, 1.0, self.GRASP_STEPS),
-            Segment("lift cube", raised(0.04), 1.0, fine=True, tolerance=0.015, check=cube_follows),
-            Segment("raise cube", raised(up), 1.0, tolerance=0.03, hold_steps=5, check=cube_follows),
+            Segment("lift cube", raised(0.04), 1.0, fine=True, tolerance=0.015, check=cube_off_table),
+            Segment("raise cube", raised(up), 1.0, tolerance=0.03, hold_steps=5,
+                    check=cube_follows_hand, watch=True),
         ]
 
 

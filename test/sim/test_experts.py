@@ -106,3 +106,71 @@ def test_failed_check_restarts_the_plan_until_retries_run_out() -> None:
         action = expert.act(obs)
     assert expert.done and Flaky.plans == 3  # the first plan and two retries
     assert action[6] == 1.0  # the gripper command of the segment
+
+
+def test_a_watched_check_ends_its_segment_as_soon_as_it_fails() -> None:
+    from heisd_ros.sim.env import ActionSpace
+    from heisd_ros.sim.experts import Segment, SegmentExpert, panda_frame
+
+    space = ActionSpace(tuple("abcdefg"), -np.ones(7), np.ones(7), np.array([0.05] * 3 + [0.5] * 3 + [1.0]))
+    obs = _still_observation()
+    far = lambda o: (o.ee_poses["right"].position + np.array([0.5, 0.0, 0.0]), 0.0)  # noqa: E731
+
+    class Watched(SegmentExpert):
+        retries = 1
+        calls: list[str] = []
+
+        def plan(self, o):  # noqa: ANN001, ANN202
+            def ok_twice(o):  # noqa: ANN001, ANN202
+                Watched.calls.append("check")
+                return len(Watched.calls) <= 2
+
+            return [Segment("carry", far, 1.0, check=ok_twice, watch=True)]
+
+    expert = Watched(space, 20.0, panda_frame())
+    expert.reset(obs, seed=0)
+    steps = 0
+    while not expert.done and steps < 500:
+        expert.act(obs)
+        steps += 1
+    # the watched check fails on the 3rd step and restarts the plan; with no retry left the second
+    # plan's segment is no longer checked and runs out its time (>= 35 steps for 0.5 m; the robot never moves)
+    assert expert.done and len(Watched.calls) == 3
+    assert steps > 3 + 35
+
+
+def _humanoid_observation(cube: np.ndarray, hand: np.ndarray):  # noqa: ANN202
+    from heisd_ros.sim.env import Pose, SimObservation
+
+    upright = np.array([0.0, 0.0, 0.0, 1.0])
+    return SimObservation(step=0, time=0.0, images={}, joint_names=(), joint_positions=np.zeros(0),
+                          joint_velocities=np.zeros(0),
+                          ee_poses={"right": Pose(hand, upright), "left": Pose(np.array([0.0, 0.2, 1.1]), upright)},
+                          gripper_openings={"right": 1.0, "left": 1.0}, object_poses={"cube": Pose(cube, upright)},
+                          instruction="")
+
+
+def test_humanoid_raise_check_catches_a_cube_slipping_out_of_the_hand() -> None:
+    from heisd_ros.sim.env import ActionSpace
+    from heisd_ros.sim.experts import HumanoidLiftExpert
+
+    space = ActionSpace(tuple(f"a{i}" for i in range(24)), -np.ones(24), np.ones(24),
+                        np.array([0.05] * 3 + [0.5] * 3 + [0.05] * 3 + [0.5] * 3 + [1.0] * 12))
+    resting = np.array([0.0, -0.15, 1.03])
+    hand = resting - HumanoidLiftExpert.GRASP_OFFSET
+    expert = HumanoidLiftExpert(space, 20.0)
+    expert.reset(_humanoid_observation(resting, hand), seed=0)
+    (lift,) = [s for s in expert._plan if s.name == "lift cube"]
+    (raise_,) = [s for s in expert._plan if s.name == "raise cube"]
+    assert raise_.watch and not lift.watch
+    up = np.array([0.0, 0.0, 0.05])
+    assert not lift.check(_humanoid_observation(resting, hand + up))  # the hand rose without the cube
+    assert lift.check(_humanoid_observation(resting + up, hand + up))
+    # the raise remembers where the cube sat in the hand at its start ...
+    assert raise_.check(_humanoid_observation(resting + up, hand + up))
+    higher = np.array([0.0, 0.0, 0.08])
+    assert raise_.check(_humanoid_observation(resting + up + higher, hand + up + higher))
+    # ... so a cube still above the table but sliding out of the fingers fails the check
+    slipped = resting + up + higher - np.array([0.02, 0.0, 0.04])
+    assert slipped[2] > resting[2] + 0.02
+    assert not raise_.check(_humanoid_observation(slipped, hand + up + higher))
