@@ -31,6 +31,7 @@ from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import FusedMetric, MetricConfig, calibrate_ranges
 from heisd_ros.core.retrieval import RetrievalDatastore
+from heisd_ros.training.cache import scope_statistics
 from heisd_ros.training.demos import Episode, episode_observations
 from heisd_ros.training.measure import measure_drafts
 
@@ -100,6 +101,8 @@ def calibrate(bundle: Path, train_episodes: list[Episode], heldout_episodes: lis
                                progress, "retrieval on held-out")
     drafted = measure_drafts(vla, ModelDrafter(drafter_model, adaptive=False), observations,
                              AcceptanceConfig("token", 9), progress, "drafter on held-out")
+    scopes = scope_statistics(store, np.stack([vla.embed(o) for o in observations]),
+                              np.stack([o.joint_positions for o in observations]), [o.instruction for o in observations], top_k)
     tau, table = choose_tau(metric, retrieval.accepted, drafted.accepted, retrieval.deviation, vla.tokens_per_step,
                             max_error=max_error)
     config = MetricConfig(window=window, alpha=alpha, tau=tau, ranges=ranges)
@@ -110,4 +113,5 @@ def calibrate(bundle: Path, train_episodes: list[Episode], heldout_episodes: lis
     write_json(bundle / CALIBRATION, record)
     chosen = next(row for row in table if row["tau"] == tau) if tau in TAU_GRID else None
     return {"metric_config": config.to_dict(), "rule": rule, "chosen": chosen,
-            "metrics": {"retrieval_heldout": retrieval.summary(), "drafter_heldout": drafted.summary(), "tau": tau}}
+            "metrics": {"retrieval_heldout": {**retrieval.summary(), **scopes}, "drafter_heldout": drafted.summary(),
+                        "tau": tau}}
