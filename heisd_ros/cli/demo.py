@@ -55,7 +55,7 @@ def graph_config(bundle, bundle_arg: str, task: str, method: str, seed: int, epi
         f"sim_bridge.control_rate_hz:={float(bundle.control_rate_hz)}",
         "sim_bridge.start_delay_s:=3.0", "sim_bridge.action_timeout_s:=30.0", "verifier.warmup_steps:=2",
         # two model processes share the CPU: one torch thread each avoids oversubscription
-        "verifier.num_threads:=1", "drafter.num_threads:=1", "coordinator.service_timeout_s:=10.0",
+        "verifier.num_threads:=1", "drafter.num_threads:=1", "coordinator.num_threads:=1", "coordinator.service_timeout_s:=10.0",
     ]
     return apply_overrides(load_config(), overrides)
 

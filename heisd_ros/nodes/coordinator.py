@@ -58,6 +58,10 @@ class CoordinatorNode(HeisdNode):
     def __init__(self) -> None:
         super().__init__()
         p = self.params
+        if p["num_threads"]:
+            import torch
+
+            torch.set_num_threads(p["num_threads"])
         self.bundle = get_bundle(p["bundle"])
         vla = self.bundle.vla
         self.dim_names = list(self.bundle.action_names)

@@ -137,6 +137,7 @@ VERIFIER: tuple[ParamSpec, ...] = COMMON + (
 
 COORDINATOR: tuple[ParamSpec, ...] = COMMON + (
     _p("control_rate_hz", 20.0, "Rate of the control timer that publishes actions", range=(1.0, 100.0), unit="Hz"),
+    _p("num_threads", 0, "Torch CPU threads for the retrieval embedding (0 = torch default)", range=(0, 64)),
     _p("method", "heisd", "Decoding method", choices=("ar", "drafter", "retrieval", "heisd"), dynamic=True),
     _p("tau", -1.0, "Fused-metric threshold: M > tau -> retrieval, M <= tau -> drafter; < 0 = the bundle's calibrated tau", range=(-1.0, 1.0), dynamic=True),
     _p("skip_schedule", "fixed", "Verify-skip schedule in the retrieval branch", choices=("none", "fixed", "adaptive"), dynamic=True),
