@@ -15,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from heisd_msgs.msg import ActionChunk, EpisodeStatus
 from heisd_ros.core.stats import Branch
 from heisd_ros.ros.qos import COMMAND
+from heisd_ros.ros.spinner import BackgroundSpinner
 
 
 @dataclass
@@ -68,13 +69,7 @@ class GraphMonitor:
         self._lock = threading.Lock()
         self.node.create_subscription(ActionChunk, chunk_topic, self._on_chunk, COMMAND)
         self.node.create_subscription(EpisodeStatus, status_topic, self._on_status, COMMAND)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = BackgroundSpinner(self.executor)
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self._lock:
@@ -99,8 +94,6 @@ class GraphMonitor:
         return False
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.executor.shutdown()
+        self.spinner.stop()
         self.node.destroy_node()
         self.context.try_shutdown()

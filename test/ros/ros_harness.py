@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from typing import Callable, Iterator
 
@@ -18,6 +17,8 @@ os.environ.update(graph_environment(DOMAIN_ID))
 
 import rclpy  # noqa: E402  (after the environment is set)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+
+from heisd_ros.ros.spinner import BackgroundSpinner  # noqa: E402
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, period: float = 0.02) -> None:
@@ -40,18 +41,10 @@ class SpinningNode:
         self.node = rclpy.create_node(name)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = BackgroundSpinner(self.executor)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.executor.shutdown()
+        self.spinner.stop()
         self.node.destroy_node()
 
 
