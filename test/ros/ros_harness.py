@@ -3,6 +3,7 @@ localhost only, the package's Fast DDS profile. Set before rclpy starts."""
 from __future__ import annotations
 
 import os
+import threading
 import subprocess
 import sys
 import time
@@ -71,3 +72,21 @@ def tiny_bundle(tmp_path_factory) -> str:
                     "--steps", "30", "--drafter-steps", "20", "--cameras", "agentview", "--quiet"],
                    check=True, capture_output=True, timeout=600)
     return str(out)
+
+
+def call_service(node, srv_type, name: str, request, timeout: float = 15.0, attempts: int = 3):
+    """Call a service from a spinning test node and wait for the answer.
+
+    A request sent right after discovery can lose its response (the server's reply
+    writer may not have matched this client's reader yet), so an unanswered request is
+    sent again, up to ``attempts`` times."""
+    client = node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=30), f"{name} did not appear"
+    for _ in range(attempts):
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if done.wait(timeout / attempts):
+            return future.result()
+        client.remove_pending_request(future)
+    raise AssertionError(f"{name}: no response to {attempts} requests in {timeout:.0f} s")

@@ -4,13 +4,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 import samples
-from ros_harness import wait_for
+from ros_harness import call_service, wait_for
 from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_msgs.srv import Verify
 from heisd_ros.ros.qos import COMMAND
@@ -69,14 +68,7 @@ def test_action_chunk_round_trip(ros_node):
 def test_verify_service_across_processes(ros_node):
     peer = start_peer("verify_service")
     try:
-        client = ros_node.node.create_client(Verify, "/heisd_test/verify")
-        assert client.wait_for_service(timeout_sec=30), "verify service did not appear"
-        request = samples.verify_request()
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        assert done.wait(15), "no response within 15 s"
-        response = future.result()
+        response = call_service(ros_node.node, Verify, "/heisd_test/verify", samples.verify_request())
     finally:
         out = stop_peer(peer)
     assert peer.returncode == 0, out

@@ -2,13 +2,12 @@
 values with a reason, apply valid run-time changes and stop cleanly on SIGINT."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 
-from ros_harness import wait_for
+from ros_harness import call_service, wait_for
 from heisd_ros.ros.config import apply_overrides, load_config, write_params_file
 from heisd_ros.ros.graph import NodeGraph
 
@@ -16,13 +15,7 @@ pytestmark = pytest.mark.ros
 
 
 def call(node, srv_type, name, request, timeout=15.0):
-    client = node.create_client(srv_type, name)
-    assert client.wait_for_service(timeout_sec=30), f"{name} did not appear"
-    done = threading.Event()
-    future = client.call_async(request)
-    future.add_done_callback(lambda _: done.set())
-    assert done.wait(timeout), f"{name}: no response"
-    return future.result()
+    return call_service(node, srv_type, name, request, timeout)
 
 
 def double(name, value):
