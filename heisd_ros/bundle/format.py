@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heisd_ros import __version__
+from heisd_ros.core.checksums import sha256_file
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.tokenizer import ActionTokenizer
 from heisd_ros.vla.inputs import InputSpec
@@ -44,14 +45,6 @@ INTERFACE = "interface.json"
 
 class BundleError(CorruptFileError):
     """A bundle that cannot be used: missing or corrupt file, wrong format version, incomplete build."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_tree(path: Path) -> str:

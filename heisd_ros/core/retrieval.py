@@ -25,7 +25,6 @@ with one hnswlib index and one ``.npz`` payload per collection and ``manifest.js
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -40,6 +39,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 
+from heisd_ros.core.checksums import sha256_file
 from heisd_ros.core.errors import CorruptFileError, EmptyIndexError, InvalidInputError, UnknownTaskError
 
 log = logging.getLogger(__name__)
@@ -160,14 +160,6 @@ class _Collection:
             self.bin_rows.append([])
         self._bin_counts[bid] += 1
         return bid
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
@@ -481,7 +473,7 @@ class RetrievalDatastore:
             files = [payload_file] + ([index_file] if n else [])
             for f in files:
                 _fsync_file(folder / f)
-                checksums[f] = _sha256(folder / f)
+                checksums[f] = sha256_file(folder / f)
             collections.append({"task": name, "size": n, "joint_dim": coll.joint_dim, "index": index_file if n else None,
                                 "payload": payload_file})
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "settings": self._settings(),
@@ -517,7 +509,7 @@ class RetrievalDatastore:
             fpath = folder / fname
             if not fpath.is_file():
                 raise CorruptFileError(f"{folder}: file {fname} listed in the manifest is missing")
-            if _sha256(fpath) != digest:
+            if sha256_file(fpath) != digest:
                 raise CorruptFileError(f"{fpath}: sha256 mismatch (file corrupted or modified after save)")
         for entry in entries:
             store._load_collection(folder, entry, checksums)
