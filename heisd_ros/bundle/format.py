@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heisd_ros import __version__
-from heisd_ros.core.checksums import sha256_file
+from heisd_ros.core.checksums import read_json_object, sha256_file
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.tokenizer import ActionTokenizer
 from heisd_ros.vla.inputs import InputSpec
@@ -99,15 +99,7 @@ def write_json(path: Path, data: dict) -> None:
 
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from ``path``; BundleError naming the file if missing or unreadable."""
-    if not path.is_file():
-        raise BundleError(f"{path}: missing ({what})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: unreadable {what} ({exc})") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"{path}: {what} must be a JSON object")
-    return data
+    return read_json_object(path, what, BundleError)
 
 
 def read_interface(bundle: Path) -> Interface:

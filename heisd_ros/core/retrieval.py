@@ -39,7 +39,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 
-from heisd_ros.core.checksums import sha256_file
+from heisd_ros.core.checksums import read_json_object, sha256_file
 from heisd_ros.core.errors import CorruptFileError, EmptyIndexError, InvalidInputError, UnknownTaskError
 
 log = logging.getLogger(__name__)
@@ -489,12 +489,9 @@ class RetrievalDatastore:
         manifest_path = folder / _MANIFEST
         if not manifest_path.is_file():
             raise CorruptFileError(f"{folder}: no {_MANIFEST}; not a retrieval datastore (or a truncated copy)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptFileError(f"{manifest_path}: unreadable manifest ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise CorruptFileError(f"{manifest_path}: format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT_NAME!r}")
+        manifest = read_json_object(manifest_path, "manifest", CorruptFileError)
+        if manifest.get("format") != FORMAT_NAME:
+            raise CorruptFileError(f"{manifest_path}: format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
         if manifest.get("version") != FORMAT_VERSION:
             raise CorruptFileError(
                 f"{manifest_path}: format version {manifest.get('version')!r}; this heisd_ros reads version {FORMAT_VERSION}"
