@@ -125,6 +125,15 @@ class CoordinatorNode(HeisdNode):
         if self.decoder is not None:
             self.decoder.reset()
 
+    def _restart_history(self, reason: str) -> None:
+        """Time went backwards: what is queued and the decoder's history belong to another timeline."""
+        self.count("time_resets")
+        self.get_logger().info(f"history reset: {reason}")
+        self._used_stamp = -math.inf
+        self.queue.clear()
+        if self.decoder is not None:
+            self.decoder.reset()
+
     def _on_params(self, changed: dict[str, Any]) -> None:
         if _REBUILD & set(changed):
             self._rebuild = True
@@ -159,13 +168,23 @@ class CoordinatorNode(HeisdNode):
             return None
         stamp = stamp_to_seconds(kin.header.stamp)
         frames = {n: self._images[n] for n in self.bundle.camera_names}
-        newest = max([stamp] + [t for t, _ in frames.values()])
+        stamps = {"kinematic state": stamp, **{f"camera {n}": t for n, (t, _) in frames.items()}}
+        now = self.get_clock().now().nanoseconds * 1e-9
+        ahead = max(stamps, key=lambda k: stamps[k])
+        if stamps[ahead] - now > self.params["max_future_stamp_s"]:
+            self.count("future_stamps")
+            self.set_status(WARN, f"{ahead} is stamped {stamps[ahead] - now:.3f} s in the future: not inferring")
+            return None
+        newest = stamps[ahead]
+        if newest < self._used_stamp:  # every input is older than one already used: a bag loop or sim reset
+            self._restart_history(f"input time went back by {self._used_stamp - newest:.3f} s")
         if newest <= self._used_stamp:
             return None
-        now = self.get_clock().now().nanoseconds * 1e-9
-        if now - min([stamp] + [t for t, _ in frames.values()]) > self.params["stale_observation_s"]:
+        oldest = min(stamps, key=lambda k: stamps[k])
+        if now - stamps[oldest] > self.params["stale_observation_s"]:
             self.count("stale_observations")
-            self.set_status(WARN, "inputs are stale: not inferring")
+            self.set_status(WARN, f"{oldest} is {now - stamps[oldest]:.3f} s old (stale_observation_s "
+                                  f"{self.params['stale_observation_s']}): not inferring")
             return None
         pose = kin.ee_poses[0]
         obs = self.bundle.make_observation(
@@ -206,7 +225,7 @@ class CoordinatorNode(HeisdNode):
             latency = time.perf_counter() - start
             self._inference_ms = (self._inference_ms + [latency * 1e3])[-500:]
             self.stats.add(result.stats)
-            if result.note:
+            if result.note and not isinstance(self.decoder, ARDecoder):  # AR drafts nothing by design
                 self.count("fallbacks")
             self.queue.push(result.actions, meta=(result.stats, latency, fused, obs.stamp))
             self.set_status(OK, f"running {self.params['method']}")

@@ -7,7 +7,8 @@ poses come from PoseStamped topics, or (``ee_source: model``) from forward
 kinematics of the robot's MJCF/URDF model on every joint-state sample. History
 resets on every instruction message (a new task or episode), on time going
 backwards (bag loop, sim reset) and on gaps longer than ``stale_timeout_s``;
-malformed input is counted and dropped.
+malformed input, and input stamped beyond ``max_future_stamp_s`` ahead of the node
+clock, is counted and dropped.
 """
 from __future__ import annotations
 
@@ -83,15 +84,31 @@ class KinematicEncoderNode(HeisdNode):
         self._instruction = msg.data
         self.tracker.reset()
 
+    def _from_the_future(self, stamp: float, what: str) -> bool:
+        """A stamp ahead of the node clock by more than the skew allowance is dropped (it would
+        make every later sample look like time going backwards)."""
+        ahead = stamp - self._now()
+        if ahead <= self.params["max_future_stamp_s"]:
+            return False
+        self.count("future_stamps")
+        self.set_status(WARN, f"dropped a {what} stamped {ahead:.3f} s in the future")
+        return True
+
     def _on_joints(self, msg: JointState) -> None:
         try:
-            self._joints = joint_state_to_arrays(msg, list(self.params["joint_names"]))
-            self._joints_received_at = self._now()
-            self.count("joint_states")
+            sample = joint_state_to_arrays(msg, list(self.params["joint_names"]))
         except MessageError as exc:
             self.count("rejected_joint_states")
             self.set_status(WARN, f"dropped a JointState: {exc}")
             return
+        if self._from_the_future(sample.stamp, "JointState"):
+            return
+        if self._joints is not None and sample.stamp < self._joints.stamp:
+            self.count("non_monotonic_joint_states")
+            self.set_status(WARN, f"JointState time went back by {self._joints.stamp - sample.stamp:.3f} s (bag loop or sim reset?)")
+        self._joints = sample
+        self._joints_received_at = self._now()
+        self.count("joint_states")
         if self.fk is not None:
             try:
                 all_joints = joint_state_to_arrays(msg, None)
@@ -126,6 +143,8 @@ class KinematicEncoderNode(HeisdNode):
         if not all(math.isfinite(v) for v in (pos.x, pos.y, pos.z)):
             self.count("rejected_poses")
             self.set_status(WARN, f"dropped a non-finite {name} pose")
+            return
+        if self.fk is None and self._from_the_future(stamp_to_seconds(msg.header.stamp), f"{name} pose"):
             return
         self._poses[name] = msg
         if not primary:

@@ -111,6 +111,7 @@ KINEMATIC_ENCODER: tuple[ParamSpec, ...] = COMMON + (
     _p("alpha", -1.0, "Weight of R_hat in M = alpha R_hat + (1 - alpha) D_hat; < 0 = the bundle's calibrated alpha", range=(-1.0, 1.0), dynamic=True),
     _p("min_position_step_m", 0.0, "Ignore end-effector samples closer than this to the previous one", range=(0.0, 0.1), unit="m", dynamic=True),
     _p("stale_timeout_s", 0.5, "A gap longer than this between samples, or joint states older than this, counts as stale", range=(0.01, 10.0), unit="s", dynamic=True),
+    _p("max_future_stamp_s", 0.5, "Drop joint states and poses stamped further than this ahead of the node clock (clock skew allowance)", range=(0.0, 3600.0), unit="s", dynamic=True),
 )
 
 RETRIEVAL_CACHE: tuple[ParamSpec, ...] = COMMON + (
@@ -149,6 +150,7 @@ COORDINATOR: tuple[ParamSpec, ...] = COMMON + (
     _p("queue_low_watermark", 0, "Request the next inference when this many actions or fewer are queued", range=(0, 64), dynamic=True),
     _p("service_timeout_s", 2.0, "Timeout of one service call to the verifier, drafter or retrieval cache", range=(0.01, 60.0), unit="s", dynamic=True),
     _p("stale_observation_s", 1.0, "Do not infer from observations older than this (node clock)", range=(0.01, 60.0), unit="s", dynamic=True),
+    _p("max_future_stamp_s", 0.5, "Do not infer from inputs stamped further than this ahead of the node clock (clock skew allowance)", range=(0.0, 3600.0), unit="s", dynamic=True),
     _p("kinematic_state_topic", "/kinematic_encoder/kinematic_state", "heisd_msgs/KinematicState input"),
     _p("camera_topics", ["/camera/agentview/image_raw"], "sensor_msgs/Image inputs, one per camera of the bundle, in the bundle's camera order"),
     _p("instruction_topic", "/heisd/instruction", "std_msgs/String (transient local): the task"),

@@ -9,7 +9,7 @@ from sensor_msgs.msg import Image, JointState
 
 from heisd_msgs.msg import ActionChunk
 from heisd_ros.ros.convert import (
-    MessageError, chunk_actions, image_to_rgb8, joint_state_to_arrays, make_action_chunk, rgb8_to_image,
+    SUPPORTED_ENCODINGS, MessageError, chunk_actions, image_to_rgb8, joint_state_to_arrays, make_action_chunk, rgb8_to_image,
     seconds_to_stamp, stamp_to_seconds,
 )
 
@@ -68,6 +68,56 @@ def test_rgb8_round_trip(h, w, seed):
     msg = rgb8_to_image(arr, seconds_to_stamp(1.5), "cam")
     assert isinstance(msg.data, (bytes, bytearray)) or len(msg.data) == h * w * 3
     assert np.array_equal(image_to_rgb8(msg), arr)
+
+
+# encoding -> (its channels in memory order, bytes per channel), written out from REP 104 / sensor_msgs
+LAYOUTS = {"rgb8": ("rgb", 1), "bgr8": ("bgr", 1), "rgba8": ("rgba", 1), "bgra8": ("bgra", 1), "mono8": ("m", 1),
+           "8UC1": ("m", 1), "8UC3": ("rgb", 1), "rgb16": ("rgb", 2), "bgr16": ("bgr", 2), "rgba16": ("rgba", 2),
+           "bgra16": ("bgra", 2), "mono16": ("m", 2), "16UC1": ("m", 2)}
+
+
+def test_every_supported_encoding_has_a_layout_here():
+    assert set(LAYOUTS) == set(SUPPORTED_ENCODINGS)
+
+
+@settings(max_examples=80, deadline=None)
+@given(enc=st.sampled_from(sorted(LAYOUTS)), h=st.integers(1, 9), w=st.integers(1, 9), pad=st.integers(0, 7),
+       big_endian=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_any_encoding_round_trips(enc, h, w, pad, big_endian, seed):
+    channels, size = LAYOUTS[enc]
+    dtype = np.uint8 if size == 1 else np.uint16
+    raw = np.random.default_rng(seed).integers(0, np.iinfo(dtype).max + 1, size=(h, w, len(channels)), dtype=dtype)
+    got = image_to_rgb8(image_msg(raw, enc, pad, big_endian and size == 2))
+    pick = [0, 0, 0] if channels == "m" else [channels.index(c) for c in "rgb"]
+    expected = raw[:, :, pick] if size == 1 else (raw[:, :, pick].astype(np.uint32) // 257).astype(np.uint8)
+    assert got.shape == (h, w, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(enc=st.sampled_from(sorted(LAYOUTS)), h=st.integers(1, 6), w=st.integers(1, 6), cut=st.integers(1, 40))
+def test_any_truncated_image_is_rejected_not_garbled(enc, h, w, cut):
+    channels, size = LAYOUTS[enc]
+    msg = image_msg(np.zeros((h, w, len(channels)), np.uint8 if size == 1 else np.uint16), enc)
+    msg.data = bytes(msg.data)[: max(0, len(msg.data) - cut)]
+    with pytest.raises(MessageError, match="truncated"):
+        image_to_rgb8(msg)
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=6),
+       values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=7))
+def test_any_joint_state_converts_exactly_or_raises(names, values):
+    """Whatever arrives, the result is the named values themselves or a MessageError, never garbage."""
+    try:
+        s = joint_state_to_arrays(joint_msg(names, values), ["a", "b"])
+    except MessageError:
+        ok = len(set(names)) == len(names) and len(values) == len(names) and {"a", "b"} <= set(names) and all(
+            np.isfinite(values[names.index(j)]) for j in "ab")
+        assert not ok, "a valid JointState was rejected"
+        return
+    assert s.positions.tolist() == [values[names.index("a")], values[names.index("b")]]
+    assert np.all(np.isfinite(s.positions))
 
 
 def joint_msg(names, pos, vel=()):
