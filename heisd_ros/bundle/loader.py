@@ -33,10 +33,10 @@ from heisd_ros.core.observation import Observation
 from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.core.tokenizer import ActionTokenizer
 from heisd_ros.core.verify_skip import SkipSchedule, make_skip_schedule
+from heisd_ros.eval.methods import METHODS
 from heisd_ros.vla.policy import SmallVLA
 
 SHIPPED = Path(__file__).resolve().parents[1] / "bundles"
-METHODS = ("ar", "drafter", "retrieval", "heisd")
 
 
 def resolve(name_or_path: str | Path) -> Path:

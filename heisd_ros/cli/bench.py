@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from heisd_ros.eval.bench import ALL
+from heisd_ros.eval.methods import BENCH_METHODS as ALL
 
 
 def register(sub: argparse._SubParsersAction) -> None:

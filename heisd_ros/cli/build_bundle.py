@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import argparse
 
-from heisd_ros.training import pipeline
+from heisd_ros.training import arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build-bundle", help="build a complete model bundle from demonstration bags",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pipeline.add_data_args(p)
-    pipeline.add_bundle_arg(p, "--out")
+    arguments.add_data_args(p)
+    arguments.add_bundle_arg(p, "--out")
     p.add_argument("--force", action="store_true", help="build into a non-empty directory")
     p.add_argument("--resume", action="store_true", help="keep the stages the bundle's manifest already records")
-    pipeline.add_vla_args(p)
-    pipeline.add_drafter_args(p, prefix="drafter-")
-    pipeline.add_cache_args(p)
-    pipeline.add_calibration_args(p)
-    pipeline.add_eval_args(p)
-    p.set_defaults(func=pipeline.command(pipeline.run_build_bundle))
+    arguments.add_vla_args(p)
+    arguments.add_drafter_args(p, prefix="drafter-")
+    arguments.add_cache_args(p)
+    arguments.add_calibration_args(p)
+    arguments.add_eval_args(p)
+    p.set_defaults(func=arguments.command("run_build_bundle"))

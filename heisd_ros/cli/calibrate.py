@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 
-from heisd_ros.training import pipeline
+from heisd_ros.training import arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("calibrate", help="calibrate the fused metric and tau (bundle stage 4)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pipeline.add_data_args(p)
-    pipeline.add_bundle_arg(p)
-    pipeline.add_calibration_args(p)
-    p.set_defaults(func=pipeline.command(pipeline.run_calibrate))
+    arguments.add_data_args(p)
+    arguments.add_bundle_arg(p)
+    arguments.add_calibration_args(p)
+    p.set_defaults(func=arguments.command("run_calibrate"))

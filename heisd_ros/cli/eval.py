@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from heisd_ros.eval.closed_loop import METHODS, TIMINGS
+from heisd_ros.eval.methods import METHODS, TIMINGS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,5 @@
 - replay.py: ``heisd replay`` (every method on every recorded observation of rosbag2 bags)
 - bench.py, hf_baselines.py: ``heisd bench`` (ours vs Hugging Face generate / assisted / prompt lookup)
 - measures.py, results.py: the figures and the results document (docs/results-schema.md)
+- methods.py: the method and timing names (light: the CLI imports it for --help)
 """
-from heisd_ros.eval.rollout import EpisodeResult, RolloutReport, run_episode, run_rollouts
-
-__all__ = ["EpisodeResult", "RolloutReport", "run_episode", "run_rollouts"]

@@ -24,11 +24,11 @@ from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import FusedMetric, MetricValue
 from heisd_ros.core.observation import Observation
 from heisd_ros.eval.hf_baselines import PLACEHOLDER_ID, HFGenerate, PrefixInjector
+from heisd_ros.eval.methods import BENCH_METHODS as ALL
 from heisd_ros.eval.measures import Meter, MethodRun, TokenCounter, latency_summary, spread, token_deviation
 
 OURS = ("ar", "drafter", "retrieval", "heisd")
 HF = ("hf_generate", "hf_assisted", "hf_prompt_lookup")
-ALL = ("ar", "hf_generate", "hf_assisted", "hf_prompt_lookup", "drafter", "retrieval", "heisd")
 Episode = list[tuple[Observation, MetricValue]]
 
 

@@ -28,11 +28,10 @@ from heisd_ros.core.decoding import ARDecoder
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import FusedMetric
 from heisd_ros.core.observation import Observation
+from heisd_ros.eval.methods import METHODS, TIMINGS
 from heisd_ros.eval.measures import Meter, MethodRun
 from heisd_ros.eval.rollout import open_env, run_episode
 
-METHODS = ("ar", "drafter", "retrieval", "heisd")
-TIMINGS = ("lockstep", "realtime")
 
 
 def hold_dims(action_names: Sequence[str]) -> list[int]:

@@ -24,7 +24,7 @@ from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import FusedMetric
 from heisd_ros.core.observation import Observation
 from heisd_ros.data.reader import ReaderConfig, TrainingFrame, read_frames
-from heisd_ros.eval.closed_loop import METHODS
+from heisd_ros.eval.methods import METHODS
 from heisd_ros.eval.measures import Meter, MethodRun
 
 

@@ -1,4 +1,4 @@
-"""The build stages as commands: shared arguments, one runner per stage, the final summary.
+"""The build stages as commands: one runner per stage, the final summary (options: arguments.py).
 
 Why one module: ``heisd train``, ``train-drafter``, ``build-cache``, ``calibrate`` and
 ``build-bundle`` must split the demonstrations the same way (same held-out
@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 from heisd_ros.bundle.format import MANIFEST, README, read_json, seal
 from heisd_ros.core.errors import HeisdError
@@ -24,52 +22,6 @@ from heisd_ros.training.fit import FitConfig
 from heisd_ros.training.sources import load_episodes, source_records, split_holdout
 from heisd_ros.training.train_vla import train_vla
 from heisd_ros.vla.config import VLAConfig
-
-
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="directory of 'heisd collect' bags (or synthetic:<n>[:<steps>])")
-    p.add_argument("--tasks", nargs="*", default=None, help="only these tasks (default: all in the data)")
-    p.add_argument("--holdout", type=int, default=2, help="highest-seed episodes per task kept out of training (default 2)")
-    p.add_argument("--include-failures", action="store_true", help="also use demonstrations whose expert failed")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def add_bundle_arg(p: argparse.ArgumentParser, flag: str = "--bundle") -> None:
-    p.add_argument(flag, required=True, type=Path, dest="bundle", help="bundle directory (created if needed)")
-
-
-def add_vla_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("VLA")
-    g.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
-    g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--horizon", type=int, default=1, help="actions per step H (OpenVLA: 1)")
-    g.add_argument("--image-size", type=int, default=64)
-    g.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"])
-    g.add_argument("--hidden", type=int, default=128)
-    g.add_argument("--layers", type=int, default=4)
-    g.add_argument("--joints", nargs="*", default=None, help="joint names for the retrieval bins (default: all recorded)")
-
-
-def add_drafter_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
-    g = p.add_argument_group("drafter")
-    g.add_argument(f"--{prefix}steps", type=int, default=1500, dest=f"{prefix.replace('-', '_')}steps")
-    g.add_argument(f"--{prefix}seed", type=int, default=1, dest=f"{prefix.replace('-', '_')}seed")
-
-
-def add_cache_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("retrieval cache")
-    g.add_argument("--cache-horizon", type=int, default=None, help="steps of payload per entry (default: the VLA's H)")
-    g.add_argument("--joint-bin-width", type=float, default=0.25, help="rad per coarse joint bin")
-
-
-def add_calibration_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("calibration")
-    g.add_argument("--window", type=int, default=5)
-    g.add_argument("--alpha", type=float, default=0.5)
-    g.add_argument("--max-error", type=float, default=8.0, help="bound on retrieval-branch mean bin error (tau rule)")
-    g.add_argument("--stride", type=int, default=2, help="use every n-th held-out frame for tau")
 
 
 def episodes_for(args: argparse.Namespace) -> tuple[list[Episode], list[Episode], list[Episode]]:
@@ -105,8 +57,10 @@ def run_train(args: argparse.Namespace, bundle: Path) -> dict:
     started = time.perf_counter()
     episodes, train, held = episodes_for(args)
     cfg = VLAConfig(cameras=list(args.cameras), image_size=args.image_size, horizon=args.horizon,
-                    hidden=args.hidden, layers=args.layers, intermediate=int(args.hidden * 2.6875))
-    fit_cfg = FitConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                    hidden=args.hidden, layers=args.layers, intermediate=int(args.hidden * 2.6875),
+                    conv_channels=list(args.conv_channels), coord_channels=args.coord_channels)
+    fit_cfg = FitConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                        label_sigma=args.label_sigma)
     info = train_vla(train, bundle, cfg, fit_cfg, joint_names=args.joints, progress=not args.quiet)
     info["heldout_per_task"] = args.holdout
     info["seconds"] = time.perf_counter() - started
@@ -145,28 +99,6 @@ def run_calibrate(args: argparse.Namespace, bundle: Path) -> dict:
     seal(bundle, "calibrate", info, command=command_line(args))
     _report("calibrate", info, started)
     return info
-
-
-def command(runner: Callable[[argparse.Namespace, Path], dict]) -> Callable[[argparse.Namespace], int]:
-    """A CLI ``func`` running one stage on ``args.bundle``: 0 on success, 2 with a one-line error otherwise."""
-
-    def func(args: argparse.Namespace) -> int:
-        try:
-            runner(args, args.bundle)
-        except (HeisdError, ValueError) as exc:
-            print(f"heisd {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        return 0
-
-    return func
-
-
-def add_eval_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("closed-loop evaluation (held-out seeds)")
-    g.add_argument("--eval-episodes", nargs="+", default=["0"], metavar="N|TASK=N",
-                   help="episodes per task and method: N for every task, TASK=N to set one (0 = skip)")
-    g.add_argument("--eval-seed-start", type=int, default=1000, help="first evaluation seed (never a training seed)")
-    g.add_argument("--eval-methods", nargs="+", default=["ar"], help="decoding methods to evaluate")
 
 
 def parse_eval_episodes(spec: list[str]) -> tuple[int, dict[str, int]]:

@@ -43,6 +43,7 @@ class VLAConfig:
     n_bins: int = 256
     words: list[str] = field(default_factory=list)
     max_positions: int = 128
+    coord_channels: bool = False  # CoordConv: x/y ramps as extra input channels (where things are, not only what)
 
     def __post_init__(self) -> None:
         if not self.cameras or len(set(self.cameras)) != len(self.cameras) or not all(isinstance(c, str) and c for c in self.cameras):
@@ -52,6 +53,8 @@ class VLAConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.coord_channels, bool):
+            raise InvalidInputError(f"coord_channels must be true or false, got {self.coord_channels!r}")
         if not self.conv_channels or not all(isinstance(c, int) and c > 0 for c in self.conv_channels):
             raise InvalidInputError(f"conv_channels must be positive integers, got {self.conv_channels!r}")
         side = self.feature_side

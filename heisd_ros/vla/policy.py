@@ -65,7 +65,11 @@ class CameraEncoder(nn.Module):
     def __init__(self, cfg: VLAConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        prev = 3
+        self.coord = cfg.coord_channels
+        prev = 5 if self.coord else 3
+        ramp = torch.linspace(-1.0, 1.0, cfg.image_size)
+        self.register_buffer("coord_maps", torch.stack([ramp.expand(cfg.image_size, -1), ramp[:, None].expand(-1, cfg.image_size)]),
+                             persistent=False)
         for ch in cfg.conv_channels:
             layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), nn.GroupNorm(8 if ch % 8 == 0 else 1, ch), nn.SiLU()]
             prev = ch
@@ -83,7 +87,10 @@ class CameraEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, S, S) in [0, 1] -> tokens (B, grid**2 + 1, hidden), keypoints (B, 2 * keypoints)."""
-        feats = self.convs(images * 2.0 - 1.0)
+        x = images * 2.0 - 1.0
+        if self.coord:
+            x = torch.cat([x, self.coord_maps.expand(x.shape[0], -1, -1, -1)], dim=1)
+        feats = self.convs(x)
         pooled = F.adaptive_avg_pool2d(feats, self.grid).flatten(2).transpose(1, 2)  # (B, g*g, C)
         grid_tokens = self.grid_proj(pooled) + self.grid_pos
         attention = torch.softmax(self.to_keypoints(feats).flatten(2), dim=-1)  # (B, K, side*side)

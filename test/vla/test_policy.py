@@ -89,6 +89,7 @@ def test_weights_of_another_architecture_are_rejected(tmp_path):
     ({"cameras": []}, "cameras"),
     ({"words": ["Lift"]}, "lower-case"),
     ({"layers": 0}, "layers"),
+    ({"coord_channels": 1}, "coord_channels"),
 ])
 def test_bad_config_is_rejected_with_a_message(kw, message):
     with pytest.raises(InvalidInputError, match=message):
@@ -106,3 +107,24 @@ def test_observation_with_wrong_image_size_is_rejected(net):
     o.images["agentview"] = np.zeros((128, 128, 3), np.uint8)
     with pytest.raises(InvalidInputError, match="make_observation"):
         model.prefill(o)
+
+
+def test_coord_channels_tell_the_encoder_where_a_blob_is(tmp_path):
+    """With CoordConv the first conv sees x/y ramps: a bright blob moved across a black image
+    changes the features even through a network whose conv weights on RGB are zeroed."""
+    torch.manual_seed(0)
+    net = SmallVLA(VLAConfig(words=WORDS, coord_channels=True, conv_channels=[16, 32])).eval()
+    first = net.cameras[0].convs[0]
+    assert first.in_channels == 5
+    with torch.no_grad():
+        first.weight[:, :3] = 0.0  # only the coordinate channels remain
+        images = torch.zeros(1, 3, 64, 64)
+        feats = net.cameras[0].convs(torch.cat([images * 2 - 1, net.cameras[0].coord_maps[None]], 1))
+    # the ramps make the feature map vary across the image although the image is constant
+    assert float(feats.std(dim=(2, 3)).mean()) > 1e-3
+    net.save(tmp_path / "m", half=False)
+    again = SmallVLA.load(tmp_path / "m")
+    assert again.cfg.coord_channels and again.cfg.feature_side == 16
+    obs = observation(net.cfg, "lift the cube", 3)
+    assert torch.equal(net.greedy_bins(*net.observation_tensors(obs), [net.prompt(obs)]),
+                       again.greedy_bins(*again.observation_tensors(obs), [again.prompt(obs)]))
