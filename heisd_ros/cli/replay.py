@@ -22,15 +22,17 @@ method there (the coordinator's), --tau sets the coordinator's tau.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from heisd_ros.data.bag_writer import ACTION, INSTRUCTION, JOINT_STATES
-from heisd_ros.eval.closed_loop import METHODS
+from heisd_ros.eval.methods import METHODS
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str] | None:
@@ -167,7 +169,7 @@ def run_ros(args: argparse.Namespace) -> int:
     record = {COORDINATOR_ACTION_TOPIC: ACTION_CHUNK, config["coordinator"].get(
         "kinematic_state_topic", "/kinematic_encoder/kinematic_state"): KINEMATIC_STATE}
     summaries = []
-    with _ros_context(env) as executor:
+    with _ros_session(env) as executor:
         for bag, mapping, name in zip(args.bags, mappings, names):
             settings = RosReplaySettings(rate=args.rate, storage=args.storage, ready_timeout_s=args.ready_timeout,
                                          instruction=None if inputs.instruction in mapping.values() else args.instruction,
@@ -189,32 +191,26 @@ def run_ros(args: argparse.Namespace) -> int:
     return 1 if any(failed.values()) else 0
 
 
-class _ros_context:
-    """The process's rclpy context set up for the graph's domain, with one background executor.
+@contextlib.contextmanager
+def _ros_session(env: dict[str, str]) -> Iterator:
+    """The process's rclpy context on the graph's domain, with one background executor (yielded).
     An already initialised default context (a test, an embedding tool) is reused and left running."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
+    from heisd_ros.ros.spinner import BackgroundSpinner
 
-    def __enter__(self):  # noqa: ANN204
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        from heisd_ros.ros.spinner import BackgroundSpinner
-
-        self.owned = not rclpy.ok()
-        if self.owned:
-            for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION"):
-                if key in self.env:
-                    os.environ[key] = self.env[key]
-            rclpy.init()
-        self.executor = SingleThreadedExecutor()
-        self.spinner = BackgroundSpinner(self.executor)
-        return self.executor
-
-    def __exit__(self, *exc: object) -> None:
-        import rclpy
-
-        self.spinner.stop()
-        if self.owned:
+    owned = not rclpy.ok()
+    if owned:
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION"):
+            if key in env:
+                os.environ[key] = env[key]
+        rclpy.init()
+    executor = SingleThreadedExecutor()
+    spinner = BackgroundSpinner(executor)
+    try:
+        yield executor
+    finally:
+        spinner.stop()
+        if owned:
             rclpy.try_shutdown()

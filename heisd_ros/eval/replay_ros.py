@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import rclpy
+from lifecycle_msgs.msg import State
+from lifecycle_msgs.srv import GetState
+from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import Writer
 
@@ -29,6 +33,8 @@ from heisd_ros.core.stats import Branch
 from heisd_ros.data.bag_writer import BAG_VERSION, STORAGES
 from heisd_ros.data.reader import TopicConfig
 from heisd_ros.data.typestore import heisd_typestore
+from heisd_ros.nodes.bag_player import BagPlayerNode, PlaybackError, PlaybackStopped, message_class
+from heisd_ros.ros.qos import COMMAND
 
 ACTION_CHUNK = "heisd_msgs/msg/ActionChunk"
 KINEMATIC_STATE = "heisd_msgs/msg/KinematicState"
@@ -138,9 +144,6 @@ class GraphRecorder:
     on arrival, i.e. the sim time of /clock."""
 
     def __init__(self, node: Any, path: Path, topics: Mapping[str, str], storage: str = "mcap") -> None:
-        from heisd_ros.nodes.bag_player import message_class
-        from heisd_ros.ros.qos import COMMAND
-
         if storage not in STORAGES:
             raise ReplayRosError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
         if Path(path).exists():
@@ -238,9 +241,6 @@ def _wait(what: str, ready: Callable[[], bool], graph: Any, deadline: float) -> 
 
 def _verifier_active(node: Any) -> Callable[[], bool]:
     """A readiness check: the verifier lifecycle node reports 'active' (after loading and warm-up)."""
-    from lifecycle_msgs.msg import State
-    from lifecycle_msgs.srv import GetState
-
     client = node.create_client(GetState, "/verifier/get_state")
     pending: list[tuple[Any, float]] = []  # (future, sent at)
 
@@ -265,11 +265,6 @@ def replay_bag_into_graph(bag: Path, out_bag: Path, graph: Any, mapping: Mapping
 
     ``executor`` spins the player and recorder nodes (a running background executor
     of the caller's rclpy context)."""
-    import rclpy
-    from rclpy.parameter import Parameter
-
-    from heisd_ros.nodes.bag_player import BagPlayerNode, PlaybackError, PlaybackStopped
-
     params = [Parameter("bag", value=str(bag)), Parameter("rate", value=float(settings.rate)),
               Parameter("topic_map", value=[f"{k}={v}" for k, v in mapping.items()]),
               Parameter("wait_for_subscribers_s", value=0.0)]

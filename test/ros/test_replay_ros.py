@@ -24,7 +24,7 @@ TOPICS = {"joints": "/arm/joint_states", "image": "/front_cam/rgb", "pose": "/tc
 START_S, RATE_HZ = 100.0, 20.0
 
 
-def write_foreign_bag(path: Path, bundle, steps: int) -> dict[str, str]:  # noqa: ANN001
+def write_foreign_bag(path: Path, bundle, steps: int, storage: StoragePlugin = StoragePlugin.SQLITE3) -> dict[str, str]:  # noqa: ANN001
     """A robot stack's recording: TOPICS, joints reversed and prefixed 'ext/', a moving EE, recorded actions.
     Returns the joint map (bag name -> bundle name)."""
     ts = heisd_typestore()
@@ -33,7 +33,7 @@ def write_foreign_bag(path: Path, bundle, steps: int) -> dict[str, str]:  # noqa
     order = [f"ext/{n}" for n in joints[::-1]]
     rng = np.random.default_rng(0)
     size = bundle.image_size
-    with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+    with Writer(path, version=9, storage_plugin=storage) as w:
         c = {"joints": w.add_connection(TOPICS["joints"], "sensor_msgs/msg/JointState", typestore=ts),
              "image": w.add_connection(TOPICS["image"], "sensor_msgs/msg/Image", typestore=ts),
              "pose": w.add_connection(TOPICS["pose"], "geometry_msgs/msg/PoseStamped", typestore=ts),
@@ -89,7 +89,6 @@ def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(t
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads((out / "replay_ros.json").read_text())
     assert json.loads(done.stdout) == doc  # printed too
-    print(json.dumps(doc, indent=1))
     (s,) = doc["bags"]
     recorded = read_bag(Path(s["output_bag"]))
     assert Path(s["output_bag"]) == out / "robot_run_graph"
@@ -119,3 +118,133 @@ def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(t
     assert any(list(m.joint_names) == list(joint_map.values())[::-1] for m in states), "joint names were remapped"
     assert any(m.metric_defined for m in states)
     assert all(c in (0, -2) for c in s["node_exit_codes"].values()), s["node_exit_codes"]
+
+
+def test_replay_ros_errors_say_what_is_wrong(tiny_bundle, tmp_path):
+    from heisd_ros.cli import main
+
+    bundle = load_bundle(tiny_bundle)
+    bag = tmp_path / "robot_run"
+    write_foreign_bag(bag, bundle, steps=3)
+    base = ["replay", "--ros", "--bundle", tiny_bundle, "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match="not found: .*nowhere"):
+        main(base + [str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match=r"no joint states topic '/joint_states'; its topics: .*/arm/joint_states"):
+        main(base + [str(bag)])  # the bag's topics are not mapped
+    with pytest.raises(SystemExit, match="no 'agentview' camera topic '/camera/agentview/image_raw'"):
+        main(base + [str(bag), "--joint-states-topic", TOPICS["joints"]])
+    with pytest.raises(SystemExit, match="one method"):
+        main(base + [str(bag), "--methods", "ar", "heisd"])
+
+
+@pytest.mark.slow  # a whole graph start (about 40 s on a busy 2-core machine)
+def test_replay_ros_reports_a_graph_node_that_died(tiny_bundle, tmp_path):
+    bundle = load_bundle(tiny_bundle)
+    bag = tmp_path / "robot_run"
+    joint_map = write_foreign_bag(bag, bundle, steps=3)
+    cmd = [sys.executable, "-m", "heisd_ros", "replay", "--ros", str(bag), "--bundle", tiny_bundle,
+           "--out", str(tmp_path / "out"), "--joint-states-topic", TOPICS["joints"], "--instruction-topic",
+           TOPICS["instruction"], "--image-topic", f"agentview={TOPICS['image']}", "--ee-pose-topic",
+           f"right={TOPICS['pose']}", "--set", f"coordinator.bundle:={tmp_path / 'no_such_bundle'}",
+           "--joint-map", *[f"{k}={v}" for k, v in joint_map.items()]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "node coordinator exited with code 1" in done.stderr, done.stderr[-2000:]
+    assert "no_such_bundle" in done.stderr  # the node's own last words come with it
+
+
+def test_bag_player_publishes_clock_and_renamed_topics_in_recorded_time(ros_node, tiny_bundle, tmp_path):
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+
+    from heisd_ros.nodes.bag_player import BagPlayerNode, PlaybackError
+    from rclpy.parameter import Parameter
+    from ros_harness import wait_for
+
+    bundle = load_bundle(tiny_bundle)
+    bag = tmp_path / "mcap_run"
+    steps = 30
+    joint_map = write_foreign_bag(bag, bundle, steps=steps, storage=StoragePlugin.MCAP)
+    clocks, joints = [], []
+    ros_node.node.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec + m.clock.nanosec * 1e-9), 100)
+    ros_node.node.create_subscription(JointState, "/robot/joints", lambda m: joints.append((clocks[-1] if clocks else None, m)), 100)
+    params = [Parameter("bag", value=str(bag)), Parameter("rate", value=2.0),
+              Parameter("topic_map", value=[f"{TOPICS['joints']}=/robot/joints"]),
+              Parameter("joint_map", value=[f"{k}={v}" for k, v in joint_map.items()])]
+    player = BagPlayerNode(parameter_overrides=params)
+    try:
+        assert player.graph_topics == ["/robot/joints"]
+        assert player.wait_for_subscribers(10.0) == []
+        wait_for(lambda: player.clock_pub.get_subscription_count() > 0, 10, "a /clock subscriber")
+        report = player.play()
+        wait_for(lambda: len(joints) == steps, 5, f"{steps} joint states")
+    finally:
+        player.destroy_node()
+    duration = (steps - 1) / RATE_HZ
+    assert report.messages == {"/robot/joints": steps} and math.isclose(report.duration_s, duration)
+    assert duration / 2.0 * 0.9 <= report.wall_s <= duration / 2.0 + 1.0, report.wall_s  # rate 2: half the bag's time
+    assert clocks == sorted(clocks) and math.isclose(clocks[0], START_S) and math.isclose(clocks[-1], START_S + duration)
+    for k, (clock, msg) in enumerate(joints):
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        assert math.isclose(stamp, START_S + k / RATE_HZ), "header stamps are kept"
+        assert clock is not None and clock >= stamp - 1e-9, "/clock never lags a message"
+        assert list(msg.name) == list(joint_map.values())[::-1]
+    assert np.allclose(joints[3][1].position, [0.1 * math.sin(0.5 * 3 / RATE_HZ + i) for i in range(len(joint_map))])
+    # by default every sensor topic plays under its own name, never the recorded actions
+    player = BagPlayerNode(parameter_overrides=[Parameter("bag", value=str(bag))])
+    try:
+        assert sorted(player.graph_topics) == sorted(v for k, v in TOPICS.items() if k != "action")
+    finally:
+        player.destroy_node()
+    with pytest.raises(PlaybackError, match="recorded graph outputs"):
+        BagPlayerNode(parameter_overrides=[Parameter("bag", value=str(bag)),
+                                           Parameter("topic_map", value=[f"{TOPICS['action']}=/x"])])
+    with pytest.raises(PlaybackError, match="no topic"):
+        BagPlayerNode(parameter_overrides=[Parameter("bag", value=str(bag)), Parameter("topic_map", value=["/nope=/x"])])
+    with pytest.raises(PlaybackError, match="does not exist"):
+        BagPlayerNode(parameter_overrides=[Parameter("bag", value=str(tmp_path / "missing"))])
+
+
+def test_converter_copies_nested_messages_fixed_arrays_octets_and_bytes():
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import ByteMultiArray
+
+    from heisd_msgs.msg import KinematicState
+    from heisd_ros.nodes.bag_player import PlaybackError, to_rclpy
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    ts = heisd_typestore()
+    t = ts.types
+    stamp = t["builtin_interfaces/msg/Time"](sec=7, nanosec=5)
+    header = t["std_msgs/msg/Header"](stamp=stamp, frame_id="cam")
+    pose = t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](x=1.0, y=2.0, z=3.0),
+                                       orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
+    kin = t["heisd_msgs/msg/KinematicState"](
+        header=header, joint_names=["a", "b"], joint_positions=np.array([0.5, -0.5]), joint_velocities=np.zeros(0),
+        ee_names=["right"], ee_poses=[pose, pose], gripper_openings=np.array([1.0]), phase=2, window=5,
+        metric_defined=True, curvature_radius=0.1, displacement=0.2, curvature_radius_normalized=0.3,
+        displacement_normalized=0.4, fused_metric=0.35, alpha=0.5, novelty=float("nan"))
+    out = to_rclpy(kin)
+    assert isinstance(out, KinematicState) and out.header.stamp.nanosec == 5 and out.header.frame_id == "cam"
+    assert [p.position.z for p in out.ee_poses] == [3.0, 3.0] and list(out.joint_positions) == [0.5, -0.5]
+    assert out.phase == 2 and out.metric_defined is True and math.isnan(out.novelty)
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8)
+    img = to_rclpy(t["sensor_msgs/msg/Image"](header=header, height=2, width=3, encoding="rgb8", is_bigendian=0, step=9,
+                                              data=pixels))
+    assert isinstance(img, Image) and bytes(img.data) == pixels.tobytes()
+    info = t["sensor_msgs/msg/CameraInfo"](
+        header=header, height=2, width=3, distortion_model="plumb_bob", d=np.array([0.1, 0.2]), k=np.arange(9.0),
+        r=np.eye(3).reshape(-1), p=np.arange(12.0), binning_x=1, binning_y=1,
+        roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=1, y_offset=2, height=3, width=4, do_rectify=True))
+    cam = deserialize_message(serialize_message(to_rclpy(info)), CameraInfo)  # a valid rclpy message end to end
+    assert list(cam.k) == list(range(9)) and list(cam.d) == [0.1, 0.2] and cam.roi.do_rectify is True
+    status = t["diagnostic_msgs/msg/DiagnosticStatus"](level=2, name="n", message="m", hardware_id="h",
+                                                      values=[t["diagnostic_msgs/msg/KeyValue"](key="k", value="v")])
+    diag = to_rclpy(t["diagnostic_msgs/msg/DiagnosticArray"](header=header, status=[status]))
+    assert isinstance(diag, DiagnosticArray) and diag.status[0].level == b"\x02" and diag.status[0].values[0].value == "v"
+    layout = t["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+    octets = to_rclpy(t["std_msgs/msg/ByteMultiArray"](layout=layout, data=np.array([1, 255], dtype=np.uint8)))
+    assert isinstance(octets, ByteMultiArray) and list(octets.data) == [b"\x01", b"\xff"]
+    with pytest.raises(PlaybackError, match="no field 'header'"):
+        to_rclpy(t["std_msgs/msg/String"](data="x"), Image)
