@@ -137,18 +137,20 @@ def topic_map(bag: Path, topics: TopicConfig, inputs: GraphInputs, arm: str | No
 
 # --- recording the graph's outputs ------------------------------------------------------
 class GraphRecorder:
-    """Raw subscriptions on an rclpy node (with use_sim_time) written into a new rosbag2 bag.
+    """Raw subscriptions on an rclpy node written into a new rosbag2 bag.
 
     Raw CDR bytes are written as received: no rclpy re-serialisation (whose padding
-    rosbags rejects for some types). Each message is stamped with the node's clock
-    on arrival, i.e. the sim time of /clock."""
+    rosbags rejects for some types). Each message is stamped on arrival with
+    ``clock()``, the sim time last published on /clock (read from the player itself:
+    a /clock subscription could be served after an output that followed it)."""
 
-    def __init__(self, node: Any, path: Path, topics: Mapping[str, str], storage: str = "mcap") -> None:
+    def __init__(self, node: Any, path: Path, topics: Mapping[str, str], clock: Callable[[], int],
+                 storage: str = "mcap") -> None:
         if storage not in STORAGES:
             raise ReplayRosError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
         if Path(path).exists():
             raise ReplayRosError(f"output bag {path} already exists; remove it or choose another --out")
-        self.node, self.path = node, Path(path)
+        self.node, self.path, self.clock = node, Path(path), clock
         self.counts = {t: 0 for t in topics}
         self._lock = threading.Lock()
         self._ts = heisd_typestore()
@@ -163,7 +165,7 @@ class GraphRecorder:
         with self._lock:
             if not self._open:
                 return
-            self._writer.write(self._conns[topic], self.node.get_clock().now().nanoseconds, raw)
+            self._writer.write(self._conns[topic], int(self.clock()), raw)
             self.counts[topic] += 1
 
     def close(self) -> None:
@@ -277,15 +279,14 @@ def replay_bag_into_graph(bag: Path, out_bag: Path, graph: Any, mapping: Mapping
         player = BagPlayerNode(parameter_overrides=params)
     except PlaybackError as exc:
         raise ReplayRosError(str(exc)) from None
-    recorder_node = rclpy.create_node("heisd_replay_recorder",
-                                      parameter_overrides=[Parameter("use_sim_time", value=True)])
+    recorder_node = rclpy.create_node("heisd_replay_recorder")
     executor.add_node(player)
     executor.add_node(recorder_node)
     recorder = None
     started = time.monotonic()
     graph.start()
     try:
-        recorder = GraphRecorder(recorder_node, out_bag, record_topics, settings.storage)
+        recorder = GraphRecorder(recorder_node, out_bag, record_topics, lambda: player.clock_ns, settings.storage)
         deadline = time.monotonic() + settings.ready_timeout_s
         _wait(f"subscribers on {player.graph_topics}", lambda: not player.unmatched_topics(), graph, deadline)
         _wait(f"a publisher on {sorted(record_topics)}",

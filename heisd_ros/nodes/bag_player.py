@@ -198,6 +198,7 @@ class BagPlayerNode(Node):
         self.topic_map = parse_pairs(list(p["topic_map"]), "topic_map")
         self.joint_map = parse_pairs(list(p["joint_map"]), "joint_map")
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.clock_ns = 0  # the sim time last published on /clock
         self._streams: dict[str, Any] = {}  # bag topic -> publisher
         self._out: dict[str, str] = {}  # bag topic -> graph topic
         self._types: dict[str, str] = {}  # bag topic -> msgtype
@@ -254,6 +255,7 @@ class BagPlayerNode(Node):
         return missing
 
     def _publish_clock(self, ns: int) -> None:
+        self.clock_ns = ns
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
         self.clock_pub.publish(msg)

@@ -89,6 +89,7 @@ def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(t
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads((out / "replay_ros.json").read_text())
     assert json.loads(done.stdout) == doc  # printed too
+    print(json.dumps(doc, indent=1))  # shown when an assertion below fails
     (s,) = doc["bags"]
     recorded = read_bag(Path(s["output_bag"]))
     assert Path(s["output_bag"]) == out / "robot_run_graph"
