@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
@@ -336,7 +337,7 @@ def main(args: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
-    except (PlaybackError, PlaybackStopped) as exc:
+    except (PlaybackError, PlaybackStopped, ParameterException) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
         return 1
     finally:
