@@ -14,6 +14,7 @@ coordinator's newest-observation stamp must not carry over when sim time starts 
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -142,7 +143,10 @@ class GraphRecorder:
     Raw CDR bytes are written as received: no rclpy re-serialisation (whose padding
     rosbags rejects for some types). Each message is stamped on arrival with
     ``clock()``, the sim time last published on /clock (read from the player itself:
-    a /clock subscription could be served after an output that followed it)."""
+    a /clock subscription could be served after an output that followed it). One
+    writer thread owns the bag from open to close (sqlite3 objects are bound to the
+    thread that made them); callbacks only queue, so a write error cannot stop the
+    executor, and close() re-raises it."""
 
     def __init__(self, node: Any, path: Path, topics: Mapping[str, str], clock: Callable[[], int],
                  storage: str = "mcap") -> None:
@@ -152,29 +156,52 @@ class GraphRecorder:
             raise ReplayRosError(f"output bag {path} already exists; remove it or choose another --out")
         self.node, self.path, self.clock = node, Path(path), clock
         self.counts = {t: 0 for t in topics}
-        self._lock = threading.Lock()
-        self._ts = heisd_typestore()
-        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[storage])
-        self._writer.open()
-        self._conns = {t: self._writer.add_connection(t, ty, typestore=self._ts) for t, ty in topics.items()}
-        self._open = True
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._write_all, args=(dict(topics), storage), name="heisd-recorder",
+                                        daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            raise ReplayRosError(f"cannot create output bag {path}: {self._error}") from self._error
         self.subscriptions = {t: node.create_subscription(message_class(ty), t, lambda raw, t=t: self._on(t, raw),
                                                           COMMAND, raw=True) for t, ty in topics.items()}
 
+    def _write_all(self, topics: dict[str, str], storage: str) -> None:
+        try:
+            ts = heisd_typestore()
+            writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[storage])
+            writer.open()
+            conns = {t: writer.add_connection(t, ty, typestore=ts) for t, ty in topics.items()}
+        except Exception as exc:  # noqa: BLE001 - reported by the constructor
+            self._error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            while (item := self._queue.get()) is not None:
+                topic, ns, raw = item
+                if self._error is None:
+                    writer.write(conns[topic], ns, raw)
+                    self.counts[topic] += 1
+        except Exception as exc:  # noqa: BLE001 - re-raised by close()
+            self._error = exc
+        finally:
+            writer.close()
+
     def _on(self, topic: str, raw: bytes) -> None:
-        with self._lock:
-            if not self._open:
-                return
-            self._writer.write(self._conns[topic], int(self.clock()), raw)
-            self.counts[topic] += 1
+        self._queue.put((topic, int(self.clock()), raw))
 
     def close(self) -> None:
-        with self._lock:
-            if self._open:
-                self._open = False
-                self._writer.close()
+        """Stop recording, finish the bag; raises ReplayRosError if a write failed."""
         for sub in self.subscriptions.values():
             self.node.destroy_subscription(sub)
+        self.subscriptions = {}
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise ReplayRosError(f"writing {self.path} failed: {type(self._error).__name__}: {self._error}")
 
 
 # --- the summary ---------------------------------------------------------------------------
@@ -307,11 +334,14 @@ def replay_bag_into_graph(bag: Path, out_bag: Path, graph: Any, mapping: Mapping
             raise GraphNodeDied(f"while playing {bag}: {reason}")
     finally:
         codes = graph.stop()
-        if recorder is not None:
-            recorder.close()
         for node in (player, recorder_node):
             executor.remove_node(node)
-            node.destroy_node()
+        try:
+            if recorder is not None:
+                recorder.close()
+        finally:
+            player.destroy_node()
+            recorder_node.destroy_node()
     summary = {"bag": str(bag), "output_bag": str(out_bag), "rate": settings.rate,
                "sim_start_s": report.start_ns * 1e-9, "sim_end_s": report.end_ns * 1e-9,
                "sim_duration_s": report.duration_s, "wall_s": round(report.wall_s, 3),

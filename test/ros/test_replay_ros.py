@@ -81,7 +81,7 @@ def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(t
     joint_map = write_foreign_bag(bag, bundle, steps=120)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "heisd_ros", "replay", "--ros", str(bag), "--bundle", tiny_bundle, "--out", str(out),
-           "--rate", "0.5", "--joint-states-topic", TOPICS["joints"], "--instruction-topic", TOPICS["instruction"],
+           "--rate", "0.5", "--storage", "sqlite3", "--joint-states-topic", TOPICS["joints"], "--instruction-topic", TOPICS["instruction"],
            "--action-topic", TOPICS["action"], "--image-topic", f"agentview={TOPICS['image']}",
            "--ee-pose-topic", f"right={TOPICS['pose']}", "--set", "verifier.warmup_steps:=1",
            "--set", "kinematic_encoder.gripper_joints:=['']", "--joint-map", *[f"{k}={v}" for k, v in joint_map.items()]]
@@ -249,3 +249,28 @@ def test_converter_copies_nested_messages_fixed_arrays_octets_and_bytes():
     assert isinstance(octets, ByteMultiArray) and list(octets.data) == [b"\x01", b"\xff"]
     with pytest.raises(PlaybackError, match="no field 'header'"):
         to_rclpy(t["std_msgs/msg/String"](data="x"), Image)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_recorder_writes_raw_outputs_stamped_with_the_given_clock(ros_node, tmp_path, storage):
+    from heisd_msgs.msg import ActionChunk
+    from heisd_ros.eval.replay_ros import GraphRecorder, ReplayRosError
+    from heisd_ros.ros.qos import COMMAND
+    from ros_harness import wait_for
+
+    topic = f"/test_recorder_{storage}/chunks"
+    pub = ros_node.node.create_publisher(ActionChunk, topic, COMMAND)
+    now = [5_000_000_000]
+    recorder = GraphRecorder(ros_node.node, tmp_path / "rec", {topic: "heisd_msgs/msg/ActionChunk"}, lambda: now[0],
+                             storage)
+    wait_for(lambda: pub.get_subscription_count() > 0, 10, "the recorder's subscription")
+    for k in range(5):
+        now[0] += 50_000_000
+        pub.publish(ActionChunk(sequence_id=k, dimension_names=["x"], horizon=1, dimension=1, actions=[0.1 * k]))
+        wait_for(lambda: recorder.counts[topic] == k + 1, 10, f"chunk {k} recorded")  # one per clock value
+    recorder.close()
+    got = read_bag(tmp_path / "rec")[topic]
+    assert [m.sequence_id for _, m in got] == list(range(5)) and np.allclose([m.actions[0] for _, m in got], [0, .1, .2, .3, .4])
+    assert [ns for ns, _ in got] == [5_000_000_000 + 50_000_000 * (k + 1) for k in range(5)]
+    with pytest.raises(ReplayRosError, match="already exists"):
+        GraphRecorder(ros_node.node, tmp_path / "rec", {topic: "heisd_msgs/msg/ActionChunk"}, lambda: 0, storage)
