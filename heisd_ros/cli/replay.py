@@ -148,6 +148,9 @@ def run_ros(args: argparse.Namespace) -> int:
     names = [b.resolve().name for b in args.bags]
     if len(set(names)) != len(names):
         raise SystemExit(f"heisd replay: bag names must differ (outputs go to OUT/<name>_graph): {names}")
+    taken = [str(args.out / f"{n}_graph") for n in names if (args.out / f"{n}_graph").exists()]
+    if taken:
+        raise SystemExit(f"heisd replay: output bag(s) already exist: {', '.join(taken)}; remove them or choose another --out")
     nodes = list(DEFAULT_NODES)
     overrides = [f"{n}.bundle:={args.bundle}" for n in nodes]
     overrides += [f"coordinator.method:={args.methods[0]}"] if args.methods else []

@@ -287,13 +287,19 @@ def _verifier_active(node: Any) -> Callable[[], bool]:
     return check
 
 
+def decode_stats_topics(node: Any) -> dict[str, str]:
+    """Topics of the running graph that carry DecodeStats (recorded where a node publishes them)."""
+    return {t: DECODE_STATS for t, types in node.get_topic_names_and_types() if DECODE_STATS in types}
+
+
 def replay_bag_into_graph(bag: Path, out_bag: Path, graph: Any, mapping: Mapping[str, str],
                           settings: RosReplaySettings, executor: Any,
                           record_topics: Mapping[str, str], log: Callable[[str], None] = print) -> dict[str, Any]:
     """Start ``graph`` (a NodeGraph with use_sim_time), play ``bag`` into it, record, stop; the bag's summary.
 
     ``executor`` spins the player and recorder nodes (a running background executor
-    of the caller's rclpy context)."""
+    of the caller's rclpy context). ``record_topics`` ({topic: msgtype}) must all get a
+    publisher; DecodeStats topics found in the graph once it is up are recorded too."""
     params = [Parameter("bag", value=str(bag)), Parameter("rate", value=float(settings.rate)),
               Parameter("topic_map", value=[f"{k}={v}" for k, v in mapping.items()]),
               Parameter("wait_for_subscribers_s", value=0.0)]
@@ -313,14 +319,14 @@ def replay_bag_into_graph(bag: Path, out_bag: Path, graph: Any, mapping: Mapping
     started = time.monotonic()
     graph.start()
     try:
-        recorder = GraphRecorder(recorder_node, out_bag, record_topics, lambda: player.clock_ns, settings.storage)
         deadline = time.monotonic() + settings.ready_timeout_s
         _wait(f"subscribers on {player.graph_topics}", lambda: not player.unmatched_topics(), graph, deadline)
-        _wait(f"a publisher on {sorted(record_topics)}",
-              lambda: all(s.get_publisher_count() > 0 for t, s in recorder.subscriptions.items()
-                          if record_topics[t] != DECODE_STATS), graph, deadline)
         if any(n.name == "verifier" for n in graph.nodes):
             _wait("the verifier to become active", _verifier_active(recorder_node), graph, deadline)
+        topics = {**record_topics, **decode_stats_topics(recorder_node)}
+        recorder = GraphRecorder(recorder_node, out_bag, topics, lambda: player.clock_ns, settings.storage)
+        _wait(f"publishers on {sorted(topics)}",
+              lambda: all(s.get_publisher_count() > 0 for s in recorder.subscriptions.values()), graph, deadline)
         log(f"[replay --ros] graph ready after {time.monotonic() - started:.1f} s; playing {bag} at rate {settings.rate}")
         try:
             report = player.play(should_stop=lambda: _dead(graph))

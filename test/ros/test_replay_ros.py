@@ -75,7 +75,12 @@ def read_bag(path: Path) -> dict[str, list]:
     return out
 
 
-def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(tiny_bundle, tmp_path):
+def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(ros_node, tiny_bundle, tmp_path):
+    from heisd_msgs.msg import DecodeStats
+
+    # no node publishes DecodeStats yet; one from this process shows that the graph's are found and recorded
+    stats_pub = ros_node.node.create_publisher(DecodeStats, "/test_replay/decode_stats", 10)
+    ros_node.node.create_timer(0.1, lambda: stats_pub.publish(DecodeStats(drafted_tokens=3)))
     bundle = load_bundle(tiny_bundle)
     bag = tmp_path / "robot_run"
     joint_map = write_foreign_bag(bag, bundle, steps=120)
@@ -112,6 +117,8 @@ def test_replay_ros_plays_a_foreign_bag_into_the_graph_and_records_its_outputs(t
     assert math.isclose(s["inference_latency_ms_mean"], np.mean([m.inference_latency for m in fresh]) * 1e3)
     assert s["inference_latency_ms_mean"] > 0
     assert s["kinematic_states"] == len(recorded["/kinematic_encoder/kinematic_state"]) > 0
+    assert s["decode_stats"] == len(recorded["/test_replay/decode_stats"]) > 0
+    assert all(m.drafted_tokens == 3 for _, m in recorded["/test_replay/decode_stats"])
     assert math.isclose(s["sim_start_s"], START_S) and math.isclose(s["sim_end_s"], end_s)
     assert s["messages_played"]["/joint_states"] == 120 and s["messages_played"]["/camera/agentview/image_raw"] == 120
     assert "/policy/cmd" not in s["messages_played"] and s["messages_played"]["/heisd/instruction"] == 1
@@ -136,6 +143,9 @@ def test_replay_ros_errors_say_what_is_wrong(tiny_bundle, tmp_path):
         main(base + [str(bag), "--joint-states-topic", TOPICS["joints"]])
     with pytest.raises(SystemExit, match="one method"):
         main(base + [str(bag), "--methods", "ar", "heisd"])
+    (tmp_path / "out" / "robot_run_graph").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="already exist: .*robot_run_graph"):
+        main(base + [str(bag)])
 
 
 @pytest.mark.slow  # a whole graph start (about 40 s on a busy 2-core machine)
