@@ -29,7 +29,12 @@ class QueuedAction:
 
 @dataclass
 class SafetyFilter:
-    """Clamp to [-limit, limit] and limit the change per tick; reports whether it changed the action."""
+    """Limit the change per tick, then clamp to [-limit, limit]; reports whether it changed the action.
+
+    The clamp comes last so the limit holds on every tick, even right after it was
+    lowered at run time (the rate limit then gives way: the action jumps to the new
+    bound instead of walking there from outside it).
+    """
 
     limit: float = 1.0
     max_change: float = 2.0
@@ -40,9 +45,10 @@ class SafetyFilter:
         a = np.asarray(action, dtype=np.float64)
         if not np.all(np.isfinite(a)):
             raise InvalidInputError(f"refusing a non-finite action {a.tolist()}")
-        out = np.clip(a, -self.limit, self.limit)
+        out = a
         if self.last is not None and self.last.shape == out.shape:
             out = np.clip(out, self.last - self.max_change, self.last + self.max_change)
+        out = np.clip(out, -self.limit, self.limit)
         changed = bool(np.any(out != a))
         self.clamped_count += changed
         self.last = out

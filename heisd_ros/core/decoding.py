@@ -205,8 +205,10 @@ def _finish(model: Verifier, bins: np.ndarray, stats: StepStats, draft: Draft, s
 class SpeculativeDecoder:
     """Speculative decoding with one drafter and one acceptance rule (drafter SD or retrieval SD).
 
-    The step is reported under ``drafter.branch``; an empty draft degrades to plain
-    autoregressive decoding for that step (no verification pass is spent).
+    The step is reported under ``drafter.branch``; an empty draft (drafter node down,
+    unknown task) degrades to plain autoregressive decoding for that step (no
+    verification pass is spent) and is reported as AR, so a branch mix never credits
+    the drafter with actions it did not propose.
     """
 
     def __init__(self, model: VLAModel | Verifier, drafter: Drafter, acceptance: AcceptanceConfig | None = None) -> None:
@@ -224,7 +226,7 @@ class SpeculativeDecoder:
         start = time.perf_counter()
         obs.validate()
         draft = self.drafter.propose(DraftRequest(obs, self.model.tokens_per_step))
-        stats = StepStats(branch=self.drafter.branch)
+        stats = StepStats(branch=Branch.AR if draft.empty else self.drafter.branch)
         bins = self.model.verify(obs, draft, self.acceptance, stats).bins
         if not draft.empty:
             self.drafter.update(stats.drafted, stats.accepted)

@@ -72,6 +72,15 @@ def test_safety_filter_clamps_and_rate_limits():
         f(np.array([np.nan, 0.0]))
 
 
+def test_a_lowered_limit_holds_on_the_very_next_tick():
+    """Lowering the limit at run time must not leave the output outside it while the rate limit walks in."""
+    f = SafetyFilter(limit=1.0, max_change=0.005)
+    f(np.array([-1.0, 0.5]))
+    f.limit = 0.01
+    out, changed = f(np.array([-1.0, 0.5]))
+    assert changed and np.all(np.abs(out) <= 0.01), out
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.floats(-50, 50), min_size=3, max_size=3), min_size=1, max_size=20),
        st.floats(0.01, 5), st.floats(0.01, 5))
@@ -81,6 +90,6 @@ def test_filtered_actions_always_respect_limits(actions, limit, max_change):
     for a in actions:
         out, _ = f(np.array(a))
         assert np.all(np.abs(out) <= limit + 1e-12)
-        if prev is not None:
+        if prev is not None:  # within the limit from the start, so the rate limit never has to give way
             assert np.all(np.abs(out - prev) <= max_change + 1e-9)
         prev = out

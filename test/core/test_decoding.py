@@ -265,3 +265,16 @@ def test_bad_inputs(vlas):
         HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=float("nan"))
     with pytest.raises(InvalidInputError, match="MetricValue"):
         HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3).step(make_obs(0), 0.5)
+
+
+def test_retrieval_sd_with_an_empty_draft_is_reported_as_ar(vlas):
+    """An unusable drafter (here: no collection for the task) gives AR's tokens, labelled AR, not the drafter's branch."""
+    vla = vlas[1]
+    obs = make_obs(0)
+    store = RetrievalDatastore(embed_dim=vla.model.config.hidden_size, horizon=1, action_dim=7)
+    store.build("wipe the table", np.zeros((0, 64)), np.zeros((0, 1, 7)), np.zeros((0, 7), np.int64),
+                np.zeros(0, np.int64), np.zeros(0, np.int64))
+    result = SpeculativeDecoder(vla, RetrievalDrafter(store, vla), AcceptanceConfig("block")).step(obs)
+    assert result.stats.branch is Branch.AR and result.stats.drafted == 0
+    assert "no retrieval collection" in result.note
+    np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, L))

@@ -153,6 +153,7 @@ def test_killed_drafter_degrades_to_verified_ar_and_comes_back(live):
     during = [m for m in live.chunks_since(down) if m.source != HOLD]
     live.others_alive("drafter")
     assert all(m.drafted_tokens == 0 and m.vla_forward_passes > 0 for m in during), "a dead drafter drafted?"
+    assert all(m.source == ActionChunk.SOURCE_AR for m in during), "verified AR steps must be labelled AR"
     wait_for(lambda: live.diag.count("coordinator", "fallbacks") > fallbacks, 10, "the fallbacks counted")
     live.graph.respawn("drafter")
     back = time.monotonic()
