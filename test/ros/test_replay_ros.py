@@ -284,3 +284,38 @@ def test_recorder_writes_raw_outputs_stamped_with_the_given_clock(ros_node, tmp_
     assert [ns for ns, _ in got] == [5_000_000_000 + 50_000_000 * (k + 1) for k in range(5)]
     with pytest.raises(ReplayRosError, match="already exists"):
         GraphRecorder(ros_node.node, tmp_path / "rec", {topic: "heisd_msgs/msg/ActionChunk"}, lambda: 0, storage)
+
+
+def test_topic_map_finds_the_graph_inputs_by_convention_and_by_name(tmp_path):
+    from heisd_ros.data.reader import TopicConfig
+    from heisd_ros.eval.replay_ros import GraphInputs, ReplayRosError, topic_map
+    from heisd_ros.ros.config import apply_overrides, load_config
+
+    ts = heisd_typestore()
+    bag = tmp_path / "two_arms"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        for topic, msgtype in (("/joint_states", "sensor_msgs/msg/JointState"), ("/camera/agentview/image_raw", "sensor_msgs/msg/Image"),
+                               ("/ee_pose/right", "geometry_msgs/msg/PoseStamped"), ("/ee_pose/left", "geometry_msgs/msg/PoseStamped"),
+                               ("/heisd/instruction", "std_msgs/msg/String")):
+            w.add_connection(topic, msgtype, typestore=ts)
+    config = load_config()
+    one = GraphInputs.from_config(config, ["agentview"])
+    base = {"/joint_states": "/joint_states", "/camera/agentview/image_raw": "/camera/agentview/image_raw",
+            "/heisd/instruction": "/heisd/instruction"}
+    assert topic_map(bag, TopicConfig(), one) == {**base, "/ee_pose/right": "/ee_pose"}  # right drives the metric
+    assert topic_map(bag, TopicConfig(), one, arm="left") == {**base, "/ee_pose/left": "/ee_pose"}
+    two = GraphInputs.from_config(apply_overrides(config, ["kinematic_encoder.ee_names:=[left, right]",
+                                                           "kinematic_encoder.ee_pose_topics:=[/l, /r]"]), ["agentview"])
+    assert topic_map(bag, TopicConfig(), two) == {**base, "/ee_pose/left": "/l", "/ee_pose/right": "/r"}
+    other = GraphInputs.from_config(apply_overrides(config, ["kinematic_encoder.ee_names:=[hand, head]",
+                                                             "kinematic_encoder.ee_pose_topics:=[/h, /x]"]), ["agentview"])
+    with pytest.raises(ReplayRosError, match=r"tracks end effectors \['hand', 'head'\].*poses for \['left', 'right'\]"):
+        topic_map(bag, TopicConfig(), other)
+    with pytest.raises(ReplayRosError, match="carries sensor_msgs/msg/JointState, the graph needs sensor_msgs/msg/Image"):
+        topic_map(bag, TopicConfig(images={"agentview": "/joint_states"}), one)
+    no_instruction = TopicConfig(instruction="/task")
+    with pytest.raises(ReplayRosError, match="no instruction topic '/task'; pass --instruction"):
+        topic_map(bag, no_instruction, one)
+    assert "/heisd/instruction" not in topic_map(bag, no_instruction, one, instruction="lift the cube")
+    with pytest.raises(ReplayRosError, match="different topics"):
+        GraphInputs.from_config(apply_overrides(config, ["coordinator.instruction_topic:=/other"]), ["agentview"])
