@@ -41,18 +41,33 @@ class SafetyFilter:
     last: np.ndarray | None = None
     clamped_count: int = 0
 
-    def __call__(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
-        a = np.asarray(action, dtype=np.float64)
+    def _filter(self, a: np.ndarray, last: np.ndarray | None) -> np.ndarray:
         if not np.all(np.isfinite(a)):
             raise InvalidInputError(f"refusing a non-finite action {a.tolist()}")
         out = a
-        if self.last is not None and self.last.shape == out.shape:
-            out = np.clip(out, self.last - self.max_change, self.last + self.max_change)
-        out = np.clip(out, -self.limit, self.limit)
+        if last is not None and last.shape == out.shape:
+            out = np.clip(out, last - self.max_change, last + self.max_change)
+        return np.clip(out, -self.limit, self.limit)
+
+    def __call__(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
+        a = np.asarray(action, dtype=np.float64)
+        out = self._filter(a, self.last)
         changed = bool(np.any(out != a))
         self.clamped_count += changed
         self.last = out
         return out, changed
+
+    def preview(self, actions: list[np.ndarray]) -> list[np.ndarray]:
+        """What the filter would make of the actions queued after the current one, state untouched.
+
+        Why: the coordinator publishes them too (the chunk's rest, future trajectory
+        points); a controller that executes a preview must never see an unfiltered value.
+        """
+        out, last = [], self.last
+        for action in actions:
+            last = self._filter(np.asarray(action, dtype=np.float64), last)
+            out.append(last)
+        return out
 
 
 @dataclass

@@ -249,7 +249,10 @@ class CoordinatorNode(HeisdNode):
             action, clamped = self.queue.hold(), True
         if clamped:
             self.count("clamped")
-        rest = self.queue.peek_all()
+        try:
+            rest = self.safety.preview(self.queue.peek_all())
+        except HeisdError:  # a non-finite queued action: publish no preview of it
+            rest = []
         actions = np.vstack([action] + rest) if rest else action[None]
         extra: dict[str, Any] = {"clamped": clamped}
         if meta is not None:

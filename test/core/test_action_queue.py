@@ -81,6 +81,16 @@ def test_a_lowered_limit_holds_on_the_very_next_tick():
     assert changed and np.all(np.abs(out) <= 0.01), out
 
 
+def test_preview_filters_queued_actions_without_changing_state():
+    f = SafetyFilter(limit=1.0, max_change=0.5)
+    f(np.array([0.0]))
+    rest = f.preview([np.array([3.0]), np.array([3.0]), np.array([-3.0])])
+    assert [float(r[0]) for r in rest] == [0.5, 1.0, 0.5]
+    assert f.last.tolist() == [0.0] and f.clamped_count == 0
+    out, _ = f(np.array([3.0]))
+    assert out.tolist() == [0.5]  # the real call agrees with the preview's first step
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.floats(-50, 50), min_size=3, max_size=3), min_size=1, max_size=20),
        st.floats(0.01, 5), st.floats(0.01, 5))
