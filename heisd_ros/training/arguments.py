@@ -40,6 +40,9 @@ def add_vla_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--coord-channels", action="store_true", help="CoordConv: feed x/y ramps to the camera encoder")
     g.add_argument("--label-sigma", type=float, default=0.0,
                    help="Gaussian soft targets over neighbouring bins, in bins (default 0: plain cross-entropy)")
+    g.add_argument("--proprio-noise", type=float, default=0.0,
+                   help="std of noise on the standardised proprio vector in training (default 0); > 0 stops the "
+                        "network reciting demonstrations from the EE path instead of looking at the cameras")
     g.add_argument("--joints", nargs="*", default=None, help="joint names for the retrieval bins (default: all recorded)")
 
 

@@ -6,7 +6,12 @@ seeding that makes a build reproducible. Cross-entropy is over the action-token
 logits only, the same restriction as greedy decoding in the engine.
 
 Augmentation: a random shift of each image by up to ``shift`` pixels (edge padding
-then crop), the usual remedy for pixel policies trained on few demonstrations.
+then crop), the usual remedy for pixel policies trained on few demonstrations; and
+Gaussian noise on the proprio vector (``proprio_noise``): with few demonstrations
+the exact EE path identifies the episode, so a network can recite each
+demonstration's actions from proprio alone and never learn to look where the
+object is (it then reaches for the average object position). Noise on proprio
+makes that shortcut useless and leaves the cameras as the informative input.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class FitConfig:
     seed: int = 0
     threads: int = 1
     label_sigma: float = 0.0  # bins; > 0: Gaussian soft targets around the demonstrated bin (see soft_cross_entropy)
+    proprio_noise: float = 0.0  # std of Gaussian noise added to the normalised proprio vector during training
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "threads"):
@@ -45,6 +51,8 @@ class FitConfig:
                 raise InvalidInputError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise InvalidInputError(f"need lr > 0 and 0 <= min_lr <= lr, got {self.lr}, {self.min_lr}")
+        if not (0.0 <= self.proprio_noise <= 10.0):
+            raise InvalidInputError(f"proprio_noise must be in [0, 10] (standardised units), got {self.proprio_noise}")
         if not (0.0 <= self.label_sigma <= 64.0):
             raise InvalidInputError(f"label_sigma must be in [0, 64] bins, got {self.label_sigma}")
         if self.shift < 0 or self.warmup < 0:
@@ -144,6 +152,8 @@ def fit(model: SmallVLA, data: FrameSet, targets: np.ndarray, cfg: FitConfig, de
         rows = rng.choice(len(data), size=min(cfg.batch_size, len(data)), p=weights)
         images, proprio, text = batch_tensors(data, rows)
         images = random_shift(images, cfg.shift, generator)
+        if cfg.proprio_noise > 0:
+            proprio = proprio + cfg.proprio_noise * torch.randn(proprio.shape, generator=generator)
         y = torch.as_tensor(targets[rows], dtype=torch.long)
         logits = model.action_logits(images, proprio, text, y)
         loss = soft_cross_entropy(logits, y, cfg.label_sigma)

@@ -30,9 +30,10 @@ def test_soft_targets_reward_a_near_miss_over_a_far_miss():
     assert soft_cross_entropy(centred, target, 2.0) < soft_cross_entropy(shifted, target, 2.0)
 
 
-def test_label_sigma_out_of_range_is_rejected():
-    with pytest.raises(InvalidInputError, match="label_sigma"):
-        FitConfig(label_sigma=-1.0)
+@pytest.mark.parametrize("kw, name", [({"label_sigma": -1.0}, "label_sigma"), ({"proprio_noise": -0.1}, "proprio_noise")])
+def test_out_of_range_regularisers_are_rejected(kw, name):
+    with pytest.raises(InvalidInputError, match=name):
+        FitConfig(**kw)
 
 
 def test_cli_help_does_not_import_torch():
