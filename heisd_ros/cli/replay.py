@@ -132,8 +132,9 @@ def run_ros(args: argparse.Namespace) -> int:
     from heisd_ros.bundle import load_bundle
     from heisd_ros.core.errors import CorruptFileError, InvalidInputError
     from heisd_ros.data.reader import TopicConfig
-    from heisd_ros.eval.replay_ros import (COORDINATOR_ACTION_TOPIC, KINEMATIC_STATE, ACTION_CHUNK, GraphInputs,
-                                           ReplayRosError, RosReplaySettings, replay_bag_into_graph, topic_map)
+    from heisd_ros.eval.replay_ros import (ACTION_CHUNK, COORDINATOR_ACTION_TOPIC, KINEMATIC_STATE, GraphInputs,
+                                           ReplayRosError, RosReplaySettings, camera_overrides, replay_bag_into_graph,
+                                           topic_map)
     from heisd_ros.ros.config import ConfigError, apply_overrides, load_config, write_params_file
     from heisd_ros.ros.environment import graph_environment
     from heisd_ros.ros.graph import DEFAULT_NODES, NodeGraph
@@ -156,8 +157,10 @@ def run_ros(args: argparse.Namespace) -> int:
     overrides += [f"coordinator.method:={args.methods[0]}"] if args.methods else []
     overrides += [f"coordinator.tau:={args.tau}"] if args.tau is not None else []
     try:
-        config = apply_overrides(load_config(args.config), overrides + list(args.overrides))
         bundle = load_bundle(args.bundle)
+        config = load_config(args.config)
+        overrides += camera_overrides(config, bundle.camera_names)  # before --set, which still wins
+        config = apply_overrides(config, overrides + list(args.overrides))
         inputs = GraphInputs.from_config(config, bundle.camera_names)
         topics = TopicConfig(joint_states=args.joint_states_topic, action=args.action_topic,
                              instruction=args.instruction_topic, images=_pairs(args.image_topic, "--image-topic"),

@@ -14,6 +14,7 @@ coordinator's newest-observation stamp must not carry over when sim time starts 
 """
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -76,6 +77,14 @@ class GraphInputs:
         names, topics = list(enc.get("ee_names", ["hand"])), list(enc.get("ee_pose_topics", ["/ee_pose"]))
         return cls(joint_states=enc.get("joint_states_topic", "/joint_states"), ee_poses=dict(zip(names, topics)),
                    instruction=instr.pop(), cameras=dict(zip(camera_names, cams)))
+
+
+def camera_overrides(config: Mapping[str, Mapping[str, Any]], camera_names: Sequence[str]) -> list[str]:
+    """When the parameter file's coordinator.camera_topics does not fit the bundle's cameras (the package's
+    file lists one), an override putting each bundle camera on ``/camera/<name>/image_raw``, as the demo does."""
+    if len(config.get("coordinator", {}).get("camera_topics", [])) == len(camera_names):
+        return []
+    return [f"coordinator.camera_topics:={json.dumps([f'/camera/{c}/image_raw' for c in camera_names])}"]
 
 
 def bag_topics(bag: Path) -> dict[str, str]:
