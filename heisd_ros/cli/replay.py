@@ -174,12 +174,13 @@ def run_ros(args: argparse.Namespace) -> int:
     env = graph_environment(args.domain_id, localhost_only=os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "SUBNET")
     record = {COORDINATOR_ACTION_TOPIC: ACTION_CHUNK, config["coordinator"].get(
         "kinematic_state_topic", "/kinematic_encoder/kinematic_state"): KINEMATIC_STATE}
+    joint_map = _pairs(args.joint_map, "--joint-map")
     summaries = []
     with _ros_session(env) as executor:
         for bag, mapping, name in zip(args.bags, mappings, names):
             settings = RosReplaySettings(rate=args.rate, storage=args.storage, ready_timeout_s=args.ready_timeout,
                                          instruction=None if inputs.instruction in mapping.values() else args.instruction,
-                                         instruction_topic=inputs.instruction, joint_map=_pairs(args.joint_map, "--joint-map"))
+                                         instruction_topic=inputs.instruction, joint_map=joint_map)
             graph = NodeGraph(nodes, params_file, env=env, use_sim_time=True,
                               stream=sys.stderr if getattr(args, "verbose", False) else None)
             try:
@@ -193,8 +194,11 @@ def run_ros(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))  # stdout holds only the document; progress goes to stderr
     print(f"[replay --ros] wrote {path}", file=sys.stderr)
-    failed = {s["bag"]: {n: c for n, c in s["node_exit_codes"].items() if c not in (0, None, -2)} for s in summaries}
-    return 1 if any(failed.values()) else 0
+    failed = {s["bag"]: bad for s in summaries
+              if (bad := {n: c for n, c in s["node_exit_codes"].items() if c not in (0, None, -2)})}
+    if failed:
+        print(f"heisd replay --ros: nodes exited non-zero when the graph was stopped: {failed}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 @contextlib.contextmanager
