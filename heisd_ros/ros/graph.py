@@ -130,8 +130,12 @@ class NodeGraph:
             time.sleep(0.1)
         return 0
 
-    def stop(self, grace_s: float = 5.0) -> dict[str, int | None]:
-        """SIGINT every node, then SIGTERM and SIGKILL the ones that linger. Returns exit codes."""
+    def stop(self, grace_s: float = 10.0) -> dict[str, int | None]:
+        """SIGINT every node, then SIGTERM and SIGKILL the ones that linger. Returns exit codes.
+
+        The grace is generous because it only costs time when a node is slow to exit:
+        on a loaded 2-core machine a node finishing an inference took more than 5 s.
+        """
         self._stopping = True
         running = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
         for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
