@@ -47,7 +47,6 @@ def graph_config(bundle, bundle_arg: str, task: str, method: str, seed: int, epi
     nodes = ["kinematic_encoder", "retrieval_cache", "drafter", "verifier", "coordinator"]
     overrides = [f"{n}.bundle:={bundle_arg}" for n in nodes] + [
         f"coordinator.method:={method}",
-        f"coordinator.camera_topics:={json.dumps([f'/camera/{c}/image_raw' for c in cams])}",
         f"coordinator.control_rate_hz:={float(bundle.control_rate_hz)}",
         f"sim_bridge.task:={task}", f"sim_bridge.seed:={seed}", f"sim_bridge.episodes:={episodes}",
         f"sim_bridge.max_steps:={max_steps}", f"sim_bridge.timing_mode:={timing}",

@@ -133,7 +133,7 @@ def run_ros(args: argparse.Namespace) -> int:
     from heisd_ros.core.errors import CorruptFileError, InvalidInputError
     from heisd_ros.data.reader import TopicConfig
     from heisd_ros.eval.replay_ros import (ACTION_CHUNK, COORDINATOR_ACTION_TOPIC, KINEMATIC_STATE, GraphInputs,
-                                           ReplayRosError, RosReplaySettings, camera_overrides, replay_bag_into_graph,
+                                           ReplayRosError, RosReplaySettings, replay_bag_into_graph,
                                            topic_map)
     from heisd_ros.ros.config import ConfigError, apply_overrides, load_config, write_params_file
     from heisd_ros.ros.environment import graph_environment
@@ -159,7 +159,6 @@ def run_ros(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(args.bundle)
         config = load_config(args.config)
-        overrides += camera_overrides(config, bundle.camera_names)  # before --set, which still wins
         config = apply_overrides(config, overrides + list(args.overrides))
         inputs = GraphInputs.from_config(config, bundle.camera_names)
         topics = TopicConfig(joint_states=args.joint_states_topic, action=args.action_topic,

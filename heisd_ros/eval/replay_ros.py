@@ -14,7 +14,6 @@ coordinator's newest-observation stamp must not carry over when sim time starts 
 """
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -36,6 +35,7 @@ from heisd_ros.data.bag_writer import BAG_VERSION, STORAGES
 from heisd_ros.data.reader import TopicConfig
 from heisd_ros.data.typestore import heisd_typestore
 from heisd_ros.nodes.bag_player import BagPlayerNode, PlaybackError, PlaybackStopped, message_class
+from heisd_ros.ros.config import ConfigError, camera_topics
 from heisd_ros.ros.qos import COMMAND
 
 ACTION_CHUNK = "heisd_msgs/msg/ActionChunk"
@@ -71,20 +71,13 @@ class GraphInputs:
                                  f"{sorted(instr)}; the player feeds one")
         if enc.get("ee_source", "topic") != "topic":
             raise ReplayRosError("kinematic_encoder.ee_source must be 'topic' for --ros (the bag's poses drive it)")
-        cams = list(coord.get("camera_topics", [f"/camera/{c}/image_raw" for c in camera_names]))
-        if len(cams) != len(camera_names):
-            raise ReplayRosError(f"coordinator.camera_topics {cams} does not list one topic per bundle camera {list(camera_names)}")
+        try:
+            cams = camera_topics(coord.get("camera_topics", [""]), camera_names)
+        except ConfigError as exc:
+            raise ReplayRosError(str(exc)) from None
         names, topics = list(enc.get("ee_names", ["hand"])), list(enc.get("ee_pose_topics", ["/ee_pose"]))
         return cls(joint_states=enc.get("joint_states_topic", "/joint_states"), ee_poses=dict(zip(names, topics)),
                    instruction=instr.pop(), cameras=dict(zip(camera_names, cams)))
-
-
-def camera_overrides(config: Mapping[str, Mapping[str, Any]], camera_names: Sequence[str]) -> list[str]:
-    """When the parameter file's coordinator.camera_topics does not fit the bundle's cameras (the package's
-    file lists one), an override putting each bundle camera on ``/camera/<name>/image_raw``, as the demo does."""
-    if len(config.get("coordinator", {}).get("camera_topics", [])) == len(camera_names):
-        return []
-    return [f"coordinator.camera_topics:={json.dumps([f'/camera/{c}/image_raw' for c in camera_names])}"]
 
 
 def bag_topics(bag: Path) -> dict[str, str]:

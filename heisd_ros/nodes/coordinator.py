@@ -39,6 +39,7 @@ from heisd_ros.core.verify_skip import make_skip_schedule
 from heisd_ros.nodes.base import OK, WARN, HeisdNode, run
 from heisd_ros.nodes.bundles import get_bundle
 from heisd_ros.nodes.remote import RemoteDatastore, RemoteModelDrafter, RemoteVerifier, ServiceCaller, ServiceUnavailable
+from heisd_ros.ros.config import camera_topics
 from heisd_ros.ros.convert import MessageError, image_to_rgb8, make_action_chunk, stamp_to_seconds
 from heisd_ros.ros.qos import COMMAND, LATCHED, SENSOR
 
@@ -90,9 +91,7 @@ class CoordinatorNode(HeisdNode):
         self._inference_ms: list[float] = []
         self._wake = threading.Event()
         self._running = True
-        cams = list(p["camera_topics"])
-        if len(cams) != len(self.bundle.camera_names):
-            raise ValueError(f"camera_topics has {len(cams)} topics; the bundle expects cameras {self.bundle.camera_names}")
+        cams = camera_topics(p["camera_topics"], self.bundle.camera_names)
         for topic, name in zip(cams, self.bundle.camera_names):
             self.create_subscription(Image, topic, lambda m, n=name: self._on_image(m, n), SENSOR)
         self.create_subscription(KinematicState, p["kinematic_state_topic"], self._on_kinematic, COMMAND)

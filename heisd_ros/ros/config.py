@@ -21,6 +21,20 @@ class ConfigError(ValueError):
     """A parameter file or override that cannot be used; the message lists every problem."""
 
 
+def camera_topics(configured: Iterable[str], camera_names: Iterable[str]) -> list[str]:
+    """The coordinator's image topics, in the bundle's camera order.
+
+    [''] (the default) means ``/camera/<name>/image_raw`` for every camera of the
+    bundle, so one parameter file serves bundles with any cameras; an explicit list
+    must name one topic per camera.
+    """
+    names = list(camera_names)
+    topics = [t for t in configured if t] or [f"/camera/{c}/image_raw" for c in names]
+    if len(topics) != len(names):
+        raise ConfigError(f"coordinator.camera_topics {topics} must list one topic per bundle camera {names} (or [''] for /camera/<name>/image_raw)")
+    return topics
+
+
 def default_config_path() -> Path:
     """config/heisd.yaml of the source tree, else the installed share/heisd_ros copy."""
     if PACKAGE_CONFIG.is_file():

@@ -152,7 +152,7 @@ COORDINATOR: tuple[ParamSpec, ...] = COMMON + (
     _p("stale_observation_s", 1.0, "Do not infer from observations older than this (node clock)", range=(0.01, 60.0), unit="s", dynamic=True),
     _p("max_future_stamp_s", 0.5, "Do not infer from inputs stamped further than this ahead of the node clock (clock skew allowance)", range=(0.0, 3600.0), unit="s", dynamic=True),
     _p("kinematic_state_topic", "/kinematic_encoder/kinematic_state", "heisd_msgs/KinematicState input"),
-    _p("camera_topics", ["/camera/agentview/image_raw"], "sensor_msgs/Image inputs, one per camera of the bundle, in the bundle's camera order"),
+    _p("camera_topics", StringList(), "sensor_msgs/Image inputs, one per camera of the bundle, in the bundle's camera order; [''] = /camera/<name>/image_raw for each camera of the bundle"),
     _p("instruction_topic", "/heisd/instruction", "std_msgs/String (transient local): the task"),
     _p("controller_topic", "/joint_trajectory_controller/joint_trajectory", "trajectory_msgs/JointTrajectory output with future-stamped points ('' = none)"),
     _p("hold_action", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], "Safe action before any command was sent (delta EE: no motion, gripper -1 = open)", dynamic=True),

@@ -50,3 +50,14 @@ def test_spec_checks_bool_is_not_a_number():
     assert spec.check(True) is not None
     assert spec.check(5) is None and spec.check(6) == "6 is outside [1, 5]"
     assert validate_overrides("coordinator", {"online_insert": True})[0].startswith("coordinator.online_insert: unknown")
+
+
+def test_camera_topics_follow_the_bundle_by_default_and_must_fit_when_explicit():
+    from heisd_ros.ros.config import camera_topics
+
+    cams = ["agentview", "robot0_eye_in_hand"]
+    assert load_config()["coordinator"]["camera_topics"] == [""]
+    assert camera_topics([""], cams) == ["/camera/agentview/image_raw", "/camera/robot0_eye_in_hand/image_raw"]
+    assert camera_topics(["/a", "/b"], cams) == ["/a", "/b"]
+    with pytest.raises(ConfigError, match="one topic per bundle camera"):
+        camera_topics(["/a"], cams)

@@ -288,7 +288,7 @@ def test_recorder_writes_raw_outputs_stamped_with_the_given_clock(ros_node, tmp_
 
 def test_topic_map_finds_the_graph_inputs_by_convention_and_by_name(tmp_path):
     from heisd_ros.data.reader import TopicConfig
-    from heisd_ros.eval.replay_ros import GraphInputs, ReplayRosError, camera_overrides, topic_map
+    from heisd_ros.eval.replay_ros import GraphInputs, ReplayRosError, topic_map
     from heisd_ros.ros.config import apply_overrides, load_config
 
     ts = heisd_typestore()
@@ -317,11 +317,9 @@ def test_topic_map_finds_the_graph_inputs_by_convention_and_by_name(tmp_path):
     with pytest.raises(ReplayRosError, match="no instruction topic '/task'; pass --instruction"):
         topic_map(bag, no_instruction, one)
     assert "/heisd/instruction" not in topic_map(bag, no_instruction, one, instruction="lift the cube")
-    cams = ["agentview", "robot0_eye_in_hand"]  # the shipped bundle's; the package's parameter file lists one
+    cams = ["agentview", "robot0_eye_in_hand"]  # the shipped bundle's; the package's file says [''] = by convention
+    assert GraphInputs.from_config(config, cams).cameras == {c: f"/camera/{c}/image_raw" for c in cams}
     with pytest.raises(ReplayRosError, match="one topic per bundle camera"):
-        GraphInputs.from_config(config, cams)
-    fixed = GraphInputs.from_config(apply_overrides(config, camera_overrides(config, cams)), cams)
-    assert fixed.cameras == {c: f"/camera/{c}/image_raw" for c in cams}
-    assert camera_overrides(config, ["agentview"]) == []  # a fitting file is left alone
+        GraphInputs.from_config(apply_overrides(config, ["coordinator.camera_topics:=[/cam]"]), cams)
     with pytest.raises(ReplayRosError, match="different topics"):
         GraphInputs.from_config(apply_overrides(config, ["coordinator.instruction_topic:=/other"]), ["agentview"])
