@@ -16,6 +16,7 @@ from heisd_ros.core.errors import HeisdError
 from heisd_ros.nodes.base import OK, HeisdNode, run
 from heisd_ros.nodes.bundles import get_bundle
 from heisd_ros.ros.convert import MessageError, msg_to_observation
+from heisd_ros.ros.qos import LATEST_REQUEST
 
 
 class DrafterNode(HeisdNode):
@@ -31,7 +32,7 @@ class DrafterNode(HeisdNode):
             raise HeisdError("device cuda requested but torch sees no CUDA device")
         self.model = get_bundle(self.params["bundle"], self.params["device"]).drafter_model
         self._latency: list[float] = []
-        self.create_service(Draft, "~/draft", self._draft)
+        self.create_service(Draft, "~/draft", self._draft, qos_profile=LATEST_REQUEST)
         self.set_status(OK, f"serving ~/draft ({self.model.tokens_per_step} tokens per step)")
 
     def _draft(self, req: Draft.Request, resp: Draft.Response) -> Draft.Response:

@@ -20,6 +20,7 @@ from heisd_ros.core.joints import pick_by_name
 from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.nodes.base import OK, HeisdNode, run
 from heisd_ros.nodes.bundles import bundle_path, load_datastore
+from heisd_ros.ros.qos import LATEST_REQUEST
 
 
 class RetrievalCacheNode(HeisdNode):
@@ -30,7 +31,7 @@ class RetrievalCacheNode(HeisdNode):
         self.store = datastore if datastore is not None else load_datastore(self.params["bundle"])
         self.inserted = 0
         self._latency: list[float] = []
-        self.create_service(Retrieve, "~/retrieve", self._retrieve)
+        self.create_service(Retrieve, "~/retrieve", self._retrieve, qos_profile=LATEST_REQUEST)
         self.create_service(InsertSequence, "~/insert", self._insert)
         sizes = {t: self.store.size(t) for t in self.store.tasks()}
         self.set_status(OK, f"serving {sum(sizes.values())} entries in {len(sizes)} task collections")

@@ -25,6 +25,7 @@ from heisd_ros.core.stats import Branch, StepStats, StatsAggregate
 from heisd_ros.nodes.base import ERROR, OK, WARN, HeisdLifecycleNode, run
 from heisd_ros.nodes.bundles import example_observation, get_bundle
 from heisd_ros.ros.convert import MessageError, msg_to_observation
+from heisd_ros.ros.qos import LATEST_REQUEST
 
 _MODES = {Verify.Request.ACCEPT_STRICT: "strict", Verify.Request.ACCEPT_TOKEN_RELAXED: "token",
           Verify.Request.ACCEPT_BLOCK_RELAXED: "block"}
@@ -55,7 +56,7 @@ class VerifierNode(HeisdLifecycleNode):
         self.model = None
         self.active = False
         self.stats = StatsAggregate()
-        self.create_service(Verify, "~/verify", self._verify)
+        self.create_service(Verify, "~/verify", self._verify, qos_profile=LATEST_REQUEST)
         self.set_status(WARN, "unconfigured")
         if self.params["autostart"]:
             self.create_timer(0.0, self._autostart_once)
