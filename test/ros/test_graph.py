@@ -25,7 +25,10 @@ def graph_for(bundle, tmp_path, *overrides):
     b = load_bundle(bundle)
     nodes = list(DEFAULT_NODES)
     config = apply_overrides(load_config(), [f"{n}.bundle:={bundle}" for n in nodes] + [
-        "kinematic_encoder.gripper_joints:=['']", "verifier.warmup_steps:=1", *overrides])
+        "kinematic_encoder.gripper_joints:=['']", "verifier.warmup_steps:=1",
+        # one torch thread per model process: on a busy 2-core machine two threads each made
+        # an AR verification take longer than the tests' service timeout
+        "verifier.num_threads:=1", "drafter.num_threads:=1", "coordinator.num_threads:=1", *overrides])
     params = write_params_file({n: config[n] for n in nodes}, tmp_path / "p.yaml")
     return b, NodeGraph(nodes, params, stream=None)
 
