@@ -10,15 +10,15 @@
 set -euo pipefail
 DATA=${DATA:-/tmp/heisd_default_demos}
 OUT=${OUT:-heisd_ros/bundles/default}
-EVAL_EPISODES=${EVAL_EPISODES:-"lift=10 nut=3 sort=2"}
+EVAL_EPISODES=${EVAL_EPISODES:-"lift=10 nut=2 sort=2"}
 HEISD=${HEISD:-heisd}
 start=$(date +%s)
-"$HEISD" collect --task lift --episodes 30 --seed 0 --out "$DATA"
+"$HEISD" collect --task lift --episodes 152 --seed 0 --out "$DATA"
 "$HEISD" collect --task nut --episodes 14 --seed 0 --out "$DATA"
 "$HEISD" collect --task sort --episodes 12 --seed 0 --out "$DATA"
 collected=$(date +%s)
 "$HEISD" build-bundle --data "$DATA" --out "$OUT" --force --tasks lift nut sort --holdout 2 \
-  --steps 3000 --batch-size 64 --seed 0 --drafter-steps 1500 --drafter-seed 1 \
+  --steps ${STEPS:-9000} --batch-size 64 --seed 0 --proprio-noise ${PROPRIO_NOISE:-0.5} --drafter-steps 1500 --drafter-seed 1 \
   --eval-episodes $EVAL_EPISODES --eval-seed-start 1000 --eval-methods ar
 end=$(date +%s)
 echo "collection: $(( (collected - start) / 60 )) min, bundle build + evaluation: $(( (end - collected) / 60 )) min"
