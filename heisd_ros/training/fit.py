@@ -11,7 +11,8 @@ Gaussian noise on the proprio vector (``proprio_noise``): with few demonstration
 the exact EE path identifies the episode, so a network can recite each
 demonstration's actions from proprio alone and never learn to look where the
 object is (it then reaches for the average object position). Noise on proprio
-makes that shortcut useless and leaves the cameras as the informative input.
+makes that shortcut useless and leaves the cameras as the informative input (the
+gripper value is left clean: see proprio_noise_mask).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.training.demos import FrameSet
+from heisd_ros.vla.inputs import PROPRIO_FEATURES
 from heisd_ros.vla.policy import SmallVLA
 
 
@@ -88,6 +90,18 @@ def _lr(cfg: FitConfig, step: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def proprio_noise_mask(dim: int) -> torch.Tensor:
+    """1 for the proprio features that get training noise, 0 for the gripper value.
+
+    Why not the gripper: whether the fingers have closed is the only signal that a
+    grasp is done (the arm is still while they close); noised, the policy grasped
+    and then waited forever.
+    """
+    if dim != len(PROPRIO_FEATURES):
+        return torch.ones(dim)
+    return torch.tensor([0.0 if name == "gripper" else 1.0 for name in PROPRIO_FEATURES])
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, sigma: float) -> torch.Tensor:
     """Cross-entropy against a Gaussian over bins centred on each target (plain CE at sigma 0).
 
@@ -146,6 +160,7 @@ def fit(model: SmallVLA, data: FrameSet, targets: np.ndarray, cfg: FitConfig, de
     model.train()
     tail = max(1, cfg.steps // 10)
     weights = task_balanced_weights(data)
+    noise_mask = proprio_noise_mask(model.cfg.proprio_dim)
     losses, accs = [], []
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0)
     for step in bar:
@@ -153,7 +168,7 @@ def fit(model: SmallVLA, data: FrameSet, targets: np.ndarray, cfg: FitConfig, de
         images, proprio, text = batch_tensors(data, rows)
         images = random_shift(images, cfg.shift, generator)
         if cfg.proprio_noise > 0:
-            proprio = proprio + cfg.proprio_noise * torch.randn(proprio.shape, generator=generator)
+            proprio = proprio + cfg.proprio_noise * noise_mask * torch.randn(proprio.shape, generator=generator)
         y = torch.as_tensor(targets[rows], dtype=torch.long)
         logits = model.action_logits(images, proprio, text, y)
         loss = soft_cross_entropy(logits, y, cfg.label_sigma)
