@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     graph = NodeGraph(nodes, params_file, env=env, use_sim_time=args.use_sim_time, restart=args.restart)
     log.info("starting %s (parameters: %s)", ", ".join(nodes), params_file)
     signal.signal(signal.SIGTERM, _interrupt)
+    # a parent that ignores SIGINT (a job started with '&' by a non-interactive shell, CI runners)
+    # hands that on: restore Ctrl-C explicitly, or the graph could only be stopped with SIGTERM
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     graph.start()
     try:
         code = graph.wait(timeout=args.duration)

@@ -28,7 +28,7 @@ def test_bringup_starts_nodes_and_stops_them_on_ctrl_c(tiny_bundle):
     try:
         wait_for(lambda: sum("]: parameters: " in line for line in lines) >= 2, 90, "both nodes to report their parameters")
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)  # up to 14 s of graceful stop per node, slower on a loaded machine
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
