@@ -29,13 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="lift", help="simulation task (lift, sort, nut; default lift)")
     p.add_argument("--episodes", type=int, default=2, help="episodes per method (default 2)")
     p.add_argument("--seed", type=int, default=1000, help="first held-out seed (default 1000)")
-    p.add_argument("--max-steps", type=int, default=120, help="step limit per episode (default 120)")
+    p.add_argument("--max-steps", type=int, default=200, help="step limit per episode (default 200, the Lift task's own limit)")
     p.add_argument("--methods", nargs="+", default=["ar", "heisd"], choices=["ar", "drafter", "retrieval", "heisd"],
                    help="decoding methods to compare, the first is the baseline (default: ar heisd)")
     p.add_argument("--timing", default="lockstep", choices=["lockstep", "realtime"], help="sim timing mode (default lockstep)")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="do not stream the nodes' logs")
     p.set_defaults(func=run)
+
+
+def recorded_size(bundle) -> int:  # noqa: ANN001
+    """Render at the demonstrations' resolution: the coordinator then resizes exactly as training did
+    (rendering natively at the model's size is a different image, and the policy fails on it)."""
+    return int(bundle.manifest.get("stages", {}).get("train", {}).get("recorded_image_size") or bundle.image_size)
 
 
 def graph_config(bundle, bundle_arg: str, task: str, method: str, seed: int, episodes: int, max_steps: int,
@@ -50,7 +56,7 @@ def graph_config(bundle, bundle_arg: str, task: str, method: str, seed: int, epi
         f"coordinator.control_rate_hz:={float(bundle.control_rate_hz)}",
         f"sim_bridge.task:={task}", f"sim_bridge.seed:={seed}", f"sim_bridge.episodes:={episodes}",
         f"sim_bridge.max_steps:={max_steps}", f"sim_bridge.timing_mode:={timing}",
-        f"sim_bridge.camera_names:={json.dumps(cams)}", f"sim_bridge.image_size:={int(bundle.image_size)}",
+        f"sim_bridge.camera_names:={json.dumps(cams)}", f"sim_bridge.image_size:={recorded_size(bundle)}",
         f"sim_bridge.control_rate_hz:={float(bundle.control_rate_hz)}",
         "sim_bridge.start_delay_s:=3.0", "sim_bridge.action_timeout_s:=30.0", "verifier.warmup_steps:=2",
         # two model processes share the CPU: one torch thread each avoids oversubscription
