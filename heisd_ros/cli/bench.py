@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+from heisd_ros.cli._decoding import add_decoding_args, load_for_decoding
 from heisd_ros.eval.methods import BENCH_METHODS as ALL
 
 
@@ -27,16 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=30, help="observations per sim episode (default 30)")
     p.add_argument("--seed", type=int, default=1000, help="sim seed (default 1000)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions after one warm-up (default 3)")
-    p.add_argument("--tau", type=float, default=None, help="HeiSD threshold (default: the bundle's calibrated tau)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_decoding_args(p)
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="output directory (default bench_results)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from heisd_ros.bundle import load_bundle
     from heisd_ros.core.errors import CorruptFileError, InvalidInputError
     from heisd_ros.data.reader import ReaderConfig, read_frames
     from heisd_ros.eval.bench import run_bench, sim_episodes, with_metric
@@ -44,11 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from heisd_ros.eval.results import results_document, write_document
     from heisd_ros.reports import write_report
 
-    if args.threads < 1 or args.steps < 1:
-        raise SystemExit("heisd bench: --threads and --steps must be >= 1")
-    torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle)
-    tau = float(args.tau) if args.tau is not None else float(bundle.metric.tau)
+    if args.steps < 1:
+        raise SystemExit("heisd bench: --steps must be >= 1")
+    bundle, tau = load_for_decoding(args, "bench")
     started = time.perf_counter()
     try:
         if args.bags:

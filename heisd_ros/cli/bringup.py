@@ -10,7 +10,7 @@ from pathlib import Path
 
 from heisd_ros.ros.config import ConfigError, apply_overrides, load_config, write_params_file
 from heisd_ros.ros.environment import graph_environment
-from heisd_ros.ros.graph import DEFAULT_NODES, NodeGraph
+from heisd_ros.ros.graph import DEFAULT_NODES, NodeGraph, failed_exits
 from heisd_ros.ros.param_specs import NODE_PARAMS
 
 log = logging.getLogger("heisd.bringup")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         code = 0
     finally:
         codes = graph.stop()
-    failed = {n: c for n, c in codes.items() if c not in (0, None, -2)}
+    failed = failed_exits(codes)
     if failed:
         log.error("nodes with a non-zero exit: %s", failed)
         code = code or 1

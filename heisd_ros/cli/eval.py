@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+from heisd_ros.cli._decoding import add_decoding_args, load_for_decoding
 from heisd_ros.eval.methods import METHODS, TIMINGS
 
 
@@ -28,16 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=10, help="episodes per method, task and timing (default 10)")
     p.add_argument("--seed", type=int, default=1000, help="first seed; held out from demonstrations (default 1000)")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the task's)")
-    p.add_argument("--tau", type=float, default=None, help="HeiSD threshold (default: the bundle's calibrated tau)")
+    add_decoding_args(p)
     p.add_argument("--no-deviation", action="store_true", help="skip the AR re-decode that measures deviation")
     p.add_argument("--out", type=Path, default=Path("eval_results"), help="output directory (default eval_results)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared or busy CPU more threads can be 40x slower)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from heisd_ros.bundle import load_bundle
     from heisd_ros.core.errors import InvalidInputError
     from heisd_ros.eval.closed_loop import evaluate
     from heisd_ros.eval.results import results_document, write_document
@@ -45,14 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise SystemExit("heisd eval: --episodes must be >= 1")
-    import torch
-
-    if args.threads < 1:
-        raise SystemExit("heisd eval: --threads must be >= 1")
-    torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle)
+    bundle, tau = load_for_decoding(args, "eval")
     tasks = args.tasks or sorted(bundle.tasks)
-    tau = float(args.tau) if args.tau is not None else float(bundle.metric.tau)
     seeds = list(range(args.seed, args.seed + args.episodes))
     started = time.perf_counter()
     try:

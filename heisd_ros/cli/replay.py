@@ -32,19 +32,26 @@ from pathlib import Path
 from typing import Iterator
 
 from heisd_ros.data.bag_writer import ACTION, INSTRUCTION, JOINT_STATES
+from heisd_ros.cli._decoding import add_decoding_args, load_for_decoding
 from heisd_ros.eval.methods import METHODS
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str] | None:
-    if values is None:
-        return None
-    out = {}
-    for v in values:
-        key, sep, val = v.partition("=")
-        if not sep or not key or not val:
-            raise SystemExit(f"heisd replay: {what} must be KEY=VALUE, got {v!r}")
-        out[key] = val
-    return out
+    from heisd_ros.ros.config import ConfigError, parse_pairs
+
+    try:
+        return None if values is None else parse_pairs(values, what)
+    except ConfigError as exc:
+        raise SystemExit(f"heisd replay: {exc}") from None
+
+
+def _topics(args: argparse.Namespace):  # noqa: ANN202 - a data.reader.TopicConfig
+    """The bag's topic names as the options give them (both replay modes read bags the same way)."""
+    from heisd_ros.data.reader import TopicConfig
+
+    return TopicConfig(joint_states=args.joint_states_topic, action=args.action_topic,
+                       instruction=args.instruction_topic, images=_pairs(args.image_topic, "--image-topic"),
+                       ee_poses=_pairs(args.ee_pose_topic, "--ee-pose-topic"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,10 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--joint-map", nargs="+", default=None, metavar="BAG_NAME=BUNDLE_NAME",
                    help="rename joints of the bag to the bundle's joint names")
     p.add_argument("--arm", default=None, help="arm whose EE pose drives the metric (default right, or the only one)")
-    p.add_argument("--tau", type=float, default=None, help="HeiSD threshold (default: the bundle's calibrated tau)")
+    add_decoding_args(p)
     p.add_argument("--out", type=Path, default=Path("replay_results"), help="output directory (default replay_results)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared or busy CPU more threads can be 40x slower)")
     ros = p.add_argument_group("--ros: play the bags into the running node graph")
     ros.add_argument("--ros", action="store_true", help="play each bag into the node graph and record its outputs")
     ros.add_argument("--rate", type=float, default=1.0, help="playback speed, 1.0 = real time (default 1.0)")
@@ -86,25 +91,16 @@ def run(args: argparse.Namespace) -> int:
     if args.ros:
         return run_ros(args)
     args.methods = args.methods or list(METHODS)
-    from heisd_ros.bundle import load_bundle
     from heisd_ros.core.errors import CorruptFileError, InvalidInputError
-    from heisd_ros.data.reader import ReaderConfig, TopicConfig
+    from heisd_ros.data.reader import ReaderConfig
     from heisd_ros.eval.replay import replay
     from heisd_ros.eval.results import results_document, write_document
     from heisd_ros.reports import write_report
 
-    topics = TopicConfig(joint_states=args.joint_states_topic, action=args.action_topic,
-                         instruction=args.instruction_topic, images=_pairs(args.image_topic, "--image-topic"),
-                         ee_poses=_pairs(args.ee_pose_topic, "--ee-pose-topic"))
+    topics = _topics(args)
     config = ReaderConfig(topics=topics, joint_aliases=_pairs(args.joint_map, "--joint-map") or {}, chunk=1,
                           instruction=args.instruction)
-    import torch
-
-    if args.threads < 1:
-        raise SystemExit("heisd replay: --threads must be >= 1")
-    torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle)
-    tau = float(args.tau) if args.tau is not None else float(bundle.metric.tau)
+    bundle, tau = load_for_decoding(args, "replay")
     started = time.perf_counter()
     try:
         result = replay(bundle, args.bags, args.methods, config, args.arm, args.instruction,
@@ -131,13 +127,12 @@ def run_ros(args: argparse.Namespace) -> int:
     """--ros: every bag through a freshly started node graph (heisd_ros.eval.replay_ros)."""
     from heisd_ros.bundle import load_bundle
     from heisd_ros.core.errors import CorruptFileError, InvalidInputError
-    from heisd_ros.data.reader import TopicConfig
     from heisd_ros.eval.replay_ros import (ACTION_CHUNK, COORDINATOR_ACTION_TOPIC, KINEMATIC_STATE, GraphInputs,
                                            ReplayRosError, RosReplaySettings, replay_bag_into_graph,
                                            topic_map)
     from heisd_ros.ros.config import ConfigError, apply_overrides, load_config, write_params_file
     from heisd_ros.ros.environment import graph_environment
-    from heisd_ros.ros.graph import DEFAULT_NODES, NodeGraph
+    from heisd_ros.ros.graph import DEFAULT_NODES, NodeGraph, failed_exits
 
     if not 0.01 <= args.rate <= 100.0:
         raise SystemExit(f"heisd replay: --rate must be in [0.01, 100], got {args.rate}")
@@ -161,10 +156,7 @@ def run_ros(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         config = apply_overrides(config, overrides + list(args.overrides))
         inputs = GraphInputs.from_config(config, bundle.camera_names)
-        topics = TopicConfig(joint_states=args.joint_states_topic, action=args.action_topic,
-                             instruction=args.instruction_topic, images=_pairs(args.image_topic, "--image-topic"),
-                             ee_poses=_pairs(args.ee_pose_topic, "--ee-pose-topic"))
-        mappings = [topic_map(b, topics, inputs, args.arm, args.instruction) for b in args.bags]
+        mappings = [topic_map(b, _topics(args), inputs, args.arm, args.instruction) for b in args.bags]
     except (ConfigError, InvalidInputError, CorruptFileError) as exc:
         raise SystemExit(f"heisd replay: {exc}") from None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -193,8 +185,7 @@ def run_ros(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))  # stdout holds only the document; progress goes to stderr
     print(f"[replay --ros] wrote {path}", file=sys.stderr)
-    failed = {s["bag"]: bad for s in summaries
-              if (bad := {n: c for n, c in s["node_exit_codes"].items() if c not in (0, None, -2)})}
+    failed = {s["bag"]: bad for s in summaries if (bad := failed_exits(s["node_exit_codes"]))}
     if failed:
         print(f"heisd replay --ros: nodes exited non-zero when the graph was stopped: {failed}", file=sys.stderr)
     return 1 if failed else 0

@@ -15,13 +15,13 @@ coordinator's newest-observation stamp must not carry over when sim time starts 
 from __future__ import annotations
 
 import queue
+from collections import Counter
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import rclpy
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
@@ -35,7 +35,9 @@ from heisd_ros.data.bag_writer import BAG_VERSION, STORAGES
 from heisd_ros.data.reader import TopicConfig
 from heisd_ros.data.typestore import heisd_typestore
 from heisd_ros.nodes.bag_player import BagPlayerNode, PlaybackError, PlaybackStopped, message_class
+from heisd_ros.nodes.bag_player import bag_topics as read_bag_topics
 from heisd_ros.ros.config import ConfigError, camera_topics
+from heisd_ros.ros.monitor import chunk_summary
 from heisd_ros.ros.qos import COMMAND
 
 ACTION_CHUNK = "heisd_msgs/msg/ActionChunk"
@@ -85,10 +87,9 @@ def bag_topics(bag: Path) -> dict[str, str]:
     if not Path(bag).exists():
         raise ReplayRosError(f"bag {bag} does not exist")
     try:
-        with AnyReader([Path(bag)], default_typestore=heisd_typestore()) as reader:
-            return {c.topic: c.msgtype for c in reader.connections}
-    except Exception as exc:  # rosbags raises its own errors on damaged or foreign directories
-        raise ReplayRosError(f"cannot read bag {bag}: {type(exc).__name__}: {exc}") from None
+        return read_bag_topics(bag)
+    except PlaybackError as exc:
+        raise ReplayRosError(str(exc)) from None
 
 
 def topic_map(bag: Path, topics: TopicConfig, inputs: GraphInputs, arm: str | None = None,
@@ -217,20 +218,16 @@ def summarize_output(path: Path, action_topic: str = COORDINATOR_ACTION_TOPIC) -
             counts[conn.topic] += 1
             if conn.topic == action_topic:
                 chunks.append((ns, reader.deserialize(raw, conn.msgtype)))
-    hold = Branch.HOLD.source
-    by_source: dict[str, int] = {}
-    for _, m in chunks:
-        name = Branch.from_source(int(m.source)).value
-        by_source[name] = by_source.get(name, 0) + 1
-    fresh = [m for _, m in chunks if m.source != hold]
+    by_source = Counter(Branch.from_source(int(m.source)).value for _, m in chunks)
+    figures = chunk_summary([m for _, m in chunks])  # the same figures the demo reports live
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _, m in chunks]
     return {
         "chunks": len(chunks),
-        "fresh_chunks": len(fresh),
-        "hold_chunks": len(chunks) - len(fresh),
+        "fresh_chunks": figures["actions"],
+        "hold_chunks": len(chunks) - figures["actions"],
         "chunks_by_source": dict(sorted(by_source.items())),
-        "branch_mix": {k: v / len(fresh) for k, v in sorted(by_source.items()) if k != Branch.HOLD.value} if fresh else {},
-        "inference_latency_ms_mean": float(np.mean([m.inference_latency for m in fresh]) * 1e3) if fresh else None,
+        "branch_mix": figures.get("branch_mix", {}),
+        "inference_latency_ms_mean": figures["latency_ms"]["mean"] if figures["actions"] else None,
         "chunk_stamps_s": [min(stamps), max(stamps)] if stamps else None,
         "kinematic_states": sum(n for t, n in counts.items() if by_type[t] == KINEMATIC_STATE),
         "decode_stats": sum(n for t, n in counts.items() if by_type[t] == DECODE_STATS),

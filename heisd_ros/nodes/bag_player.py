@@ -40,6 +40,7 @@ from rosidl_parser.definition import (
 
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.data.typestore import heisd_typestore
+from heisd_ros.ros.config import ConfigError, parse_pairs
 from heisd_ros.ros.param_specs import ParamSpec
 from heisd_ros.ros.params import ParameterTable
 from heisd_ros.ros.qos import LATCHED
@@ -157,17 +158,13 @@ def to_rclpy(msg: Any, cls: type | None = None, where: str = "") -> Any:
 
 
 # --- the node -----------------------------------------------------------------------------
-def parse_pairs(values: list[str], what: str) -> dict[str, str]:
-    """['A=B', ...] -> {A: B}; [''] (an empty ROS string list) -> {}."""
-    out = {}
-    for v in values:
-        if not v:
-            continue
-        key, sep, val = v.partition("=")
-        if not sep or not key or not val:
-            raise PlaybackError(f"{what} entries must be KEY=VALUE, got {v!r}")
-        out[key] = val
-    return out
+def bag_topics(bag: Path) -> dict[str, str]:
+    """{topic: msgtype} of a bag; PlaybackError when it is unreadable."""
+    try:
+        with AnyReader([Path(bag)], default_typestore=heisd_typestore()) as reader:
+            return {c.topic: c.msgtype for c in reader.connections}
+    except Exception as exc:  # rosbags raises its own errors on a damaged or foreign directory
+        raise PlaybackError(f"cannot read bag {bag}: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass
@@ -196,8 +193,11 @@ class BagPlayerNode(Node):
         self.bag = Path(p["bag"])
         if not p["bag"] or not self.bag.exists():
             raise PlaybackError(f"bag {p['bag']!r} does not exist (parameter bag)")
-        self.topic_map = parse_pairs(list(p["topic_map"]), "topic_map")
-        self.joint_map = parse_pairs(list(p["joint_map"]), "joint_map")
+        try:
+            self.topic_map = parse_pairs(p["topic_map"], "topic_map")
+            self.joint_map = parse_pairs(p["joint_map"], "joint_map")
+        except ConfigError as exc:
+            raise PlaybackError(str(exc)) from None
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.clock_ns = 0  # the sim time last published on /clock
         self._streams: dict[str, Any] = {}  # bag topic -> publisher
@@ -209,11 +209,7 @@ class BagPlayerNode(Node):
             self._instruction_pub = self.create_publisher(message_class("std_msgs/msg/String"), p["instruction_topic"], LATCHED)
 
     def _select(self) -> list[str]:
-        try:
-            with AnyReader([self.bag], default_typestore=heisd_typestore()) as reader:
-                types = {c.topic: c.msgtype for c in reader.connections}
-        except Exception as exc:  # rosbags raises its own errors on a damaged or foreign directory
-            raise PlaybackError(f"cannot read bag {self.bag}: {type(exc).__name__}: {exc}") from None
+        types = bag_topics(self.bag)
         if self.topic_map:
             missing = sorted(set(self.topic_map) - set(types))
             if missing:

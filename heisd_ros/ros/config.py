@@ -21,6 +21,19 @@ class ConfigError(ValueError):
     """A parameter file or override that cannot be used; the message lists every problem."""
 
 
+def parse_pairs(values: Iterable[str], what: str) -> dict[str, str]:
+    """['A=B', ...] -> {A: B}; empty entries are skipped ([''] is ROS's empty string list)."""
+    out = {}
+    for v in values:
+        if not v:
+            continue
+        key, sep, val = v.partition("=")
+        if not sep or not key or not val:
+            raise ConfigError(f"{what} entries must be KEY=VALUE, got {v!r}")
+        out[key] = val
+    return out
+
+
 def camera_topics(configured: Iterable[str], camera_names: Iterable[str]) -> list[str]:
     """The coordinator's image topics, in the bundle's camera order.
 

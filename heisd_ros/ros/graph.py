@@ -38,6 +38,11 @@ def _stop_with_parent() -> None:
         pass
 
 
+def failed_exits(codes: Mapping[str, int | None]) -> dict[str, int | None]:
+    """The nodes of ``NodeGraph.stop()``'s exit codes that failed: 0, -SIGINT and a node never started are clean."""
+    return {n: c for n, c in codes.items() if c not in (0, None, -signal.SIGINT)}
+
+
 def node_command(node: str, params_file: str | Path, extra_ros_args: Sequence[str] = ()) -> list[str]:
     """Command line of one node: its console script next to this Python, else ``python -m``."""
     if node not in NODE_PARAMS:

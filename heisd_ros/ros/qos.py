@@ -19,6 +19,10 @@ LATCHED = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
 )
 
+# A recorder (the stand-in robot, benchmarks) keeps everything: a stall of the recording
+# process shows up as late arrivals, not as samples overwritten before they were read.
+RECORDER = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
 # Verify / Draft / Retrieve servers: the coordinator abandons a call after its timeout and
 # asks again with a newer observation. With a deeper request queue a stalled or slow
 # server (SIGSTOP, CPU contention) works through the abandoned requests first and can

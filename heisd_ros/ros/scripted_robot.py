@@ -15,13 +15,12 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_ros.ros.convert import rgb8_to_image
-from heisd_ros.ros.qos import LATCHED, SENSOR
+from heisd_ros.ros.qos import LATCHED, RECORDER, SENSOR
 
 
 class ScriptedRobot:
@@ -37,11 +36,8 @@ class ScriptedRobot:
         self.states: list[KinematicState] = []
         self.state_delays: list[float] = []  # s from the pose stamp to the KinematicState arriving here (2 hops)
         self.chunk_delays: list[tuple[int, float]] = []  # (source, s from the observation stamp to the chunk arriving)
-        # a recorder keeps everything: a deep reader queue, so a stall of this process shows up as
-        # late arrivals, not as chunks overwritten before they were read
-        record = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        node.create_subscription(ActionChunk, "/coordinator/action_chunk", self._on_chunk, record)
-        node.create_subscription(KinematicState, "/kinematic_encoder/kinematic_state", self._on_state, record)
+        node.create_subscription(ActionChunk, "/coordinator/action_chunk", self._on_chunk, RECORDER)
+        node.create_subscription(KinematicState, "/kinematic_encoder/kinematic_state", self._on_state, RECORDER)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.nan_joints = False
