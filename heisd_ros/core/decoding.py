@@ -53,21 +53,33 @@ from heisd_ros.core.verify_skip import FixedSkipSchedule, SkipSchedule
 log = logging.getLogger(__name__)
 
 _MODES = ("strict", "token", "block")
+_EMITS = ("draft", "verifier")
 
 
 @dataclass(frozen=True)
 class AcceptanceConfig:
-    """How verified drafts are accepted: "strict" (exact), "token" (|d - t| <= radius, Spec-VLA), "block" (HeiSD)."""
+    """How verified drafts are accepted: "strict" (exact), "token" (|d - t| <= radius, Spec-VLA), "block" (HeiSD).
+
+    ``emit`` says which tokens fill the accepted positions: "draft" (the drafted tokens,
+    as in Spec-VLA and HeiSD) or "verifier" (the VLA's own greedy token at each accepted
+    position, which the verification pass computed anyway, given the drafted prefix
+    before it). Acceptance, and so the pass count, is the same either way; "verifier"
+    keeps the VLA's small per-step corrections that a relaxed draft would replace
+    (see docs/evaluation.md). With "strict" both are identical.
+    """
 
     mode: str = "strict"
     radius: int = 9
     block_rule: BlockRule = field(default_factory=BlockRule)
+    emit: str = "draft"
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
             raise InvalidInputError(f"acceptance mode must be one of {_MODES}, got {self.mode!r}")
         if not isinstance(self.radius, int) or self.radius < 0:
             raise InvalidInputError(f"radius must be an integer >= 0, got {self.radius!r}")
+        if self.emit not in _EMITS:
+            raise InvalidInputError(f"emit must be one of {_EMITS}, got {self.emit!r}")
 
     def decide(self, candidates: np.ndarray, targets: np.ndarray, action_dim: int) -> tuple[int, int]:
         """(kept candidate, accepted tokens) for (K, L) drafts against the VLA's (K, L) greedy targets.
@@ -139,7 +151,7 @@ def verify_draft(model: VLAModel, obs: Observation, draft: Draft, acceptance: Ac
         targets = logits[:, :-1].argmax(axis=-1)
         best, accepted, per_candidate = acceptance.judge(candidates, targets, model.action_dim)
         length = candidates.shape[1]
-        prefix = candidates[best, :accepted]
+        prefix = (targets if acceptance.emit == "verifier" else candidates)[best, :accepted].astype(np.int64)
         if accepted < total:  # the VLA's own token right after the accepted prefix comes with the pass
             prefix = np.append(prefix, int(logits[best, accepted].argmax()))
         stats.drafted, stats.accepted, stats.candidates = length, accepted, candidates.shape[0]

@@ -208,13 +208,24 @@ class SmallVLA(nn.Module):
                 f"tokenizer (D={tokenizer.dim}, {tokenizer.n_bins} bins) does not match the model (D={cfg.action_dim}, {cfg.n_bins} bins)"
             )
         self.eval()
-
-        def image_prefix(obs: Observation) -> torch.Tensor:
-            return self.encode(*self.observation_tensors(obs))[0][0]
+        last: list = [None, None, None]  # observation, prefix embeddings, retrieval key
 
         @torch.inference_mode()
+        def encoded(obs: Observation) -> tuple[torch.Tensor, np.ndarray]:
+            # Why a one-entry memo: the retrieval drafter embeds the observation and the
+            # verification pass encodes the same one right after; the camera encoder is
+            # about half of a verification's cost on a CPU. Keyed by identity: an
+            # Observation is not changed in place once built.
+            if last[0] is not obs:
+                prefix, key = self.encode(*self.observation_tensors(obs))
+                last[:] = [obs, prefix[0], key[0].numpy()]
+            return last[1], last[2]
+
+        def image_prefix(obs: Observation) -> torch.Tensor:
+            return encoded(obs)[0]
+
         def embedder(obs: Observation) -> np.ndarray:
-            return self.encode(*self.observation_tensors(obs))[1][0].numpy()
+            return encoded(obs)[1].copy()
 
         return HFCausalVLA(self.lm, tokenizer, cfg.horizon, self.prompt, vocab_size=cfg.vocab_size,
                            image_prefix=image_prefix, embedder=embedder)

@@ -143,6 +143,34 @@ def test_token_relaxed_rejects_outside_radius_and_continues_with_the_vla(vlas):
     np.testing.assert_array_equal(result.bins[3:], hf_greedy(vla, obs, 4, prefix_bins=chain[:3]))
 
 
+def test_verifier_emission_puts_the_vlas_own_tokens_at_accepted_positions(vlas):
+    vla, obs, r = vlas[2], make_obs(0), 9
+    chain = relaxed_chain(vla, obs, [r, -r, 4, 0, -7, r, 2])
+    drafted = SpeculativeDecoder(vla, FixedDrafter(chain), AcceptanceConfig("token", r)).step(obs)
+    own = SpeculativeDecoder(vla, FixedDrafter(chain), AcceptanceConfig("token", r, emit="verifier")).step(obs)
+    # same acceptance, same cost; token j is the VLA's greedy token after the drafted chain[:j]
+    assert (own.stats.accepted, own.stats.forward_passes) == (drafted.stats.accepted, drafted.stats.forward_passes) == (L, 1)
+    expected = [int(hf_greedy(vla, obs, 1, prefix_bins=chain[:j])[0]) for j in range(L)]
+    np.testing.assert_array_equal(own.bins, expected)
+    assert own.bins[0] == hf_greedy(vla, obs, 1)[0]  # the first token is AR's exactly
+    assert np.any(own.bins != chain)
+    # a partly accepted chain: verifier tokens up to the rejection, then greedy completion from the drafted prefix
+    partial = relaxed_chain(vla, obs, [3, 0, -5, r + 1, 0, 0, 0])
+    out = SpeculativeDecoder(vla, FixedDrafter(partial), AcceptanceConfig("token", r, emit="verifier")).step(obs)
+    assert out.stats.accepted == 3
+    np.testing.assert_array_equal(out.bins[:3], [int(hf_greedy(vla, obs, 1, prefix_bins=partial[:j])[0]) for j in range(3)])
+    np.testing.assert_array_equal(out.bins[3], hf_greedy(vla, obs, 1, prefix_bins=partial[:3])[0])
+
+
+def test_verifier_emission_under_strict_acceptance_is_exact(vlas):
+    vla, obs = vlas[0], make_obs(3)
+    chain = relaxed_chain(vla, obs, [0, 0, 4, 0, 0, 0, 0])
+    result = SpeculativeDecoder(vla, FixedDrafter(chain), AcceptanceConfig("strict", emit="verifier")).step(obs)
+    np.testing.assert_array_equal(result.bins, hf_greedy(vla, obs, L))
+    with pytest.raises(InvalidInputError, match="emit"):
+        AcceptanceConfig("token", 9, emit="both")
+
+
 def test_block_relaxed_over_candidates_in_one_pass(vlas):
     vla, obs = vlas[1], make_obs(2)
     passing = relaxed_chain(vla, obs, [10, -10, 10, 20, 0, -20, 5])  # sums 30 / 40 / 5, max 20 < 25

@@ -48,6 +48,26 @@ def test_batched_greedy_with_left_padding_matches_engine_decode(net):
         np.testing.assert_array_equal(row, single)
 
 
+def test_embedding_then_verifying_one_observation_encodes_it_once(net, monkeypatch):
+    model = net.as_vla_model(TOKENIZER)
+    o, other = observation(net.cfg, "lift the cube", 4), observation(net.cfg, "lift the cube", 5)
+    fresh_key = model.embed(o)
+    fresh = model.decode(net.as_vla_model(TOKENIZER).prefill(o), np.zeros(0, np.int64), model.tokens_per_step)
+    calls = []
+    encode = net.encode
+    monkeypatch.setattr(net, "encode", lambda *a: calls.append(1) or encode(*a))
+    key = model.embed(o)  # o was the last observation encoded (by the first embed)
+    bins = model.decode(model.prefill(o), np.zeros(0, np.int64), model.tokens_per_step)
+    assert calls == []  # the retrieval key and the prefix came from one encoding
+    np.testing.assert_array_equal(key, fresh_key)
+    np.testing.assert_array_equal(bins, fresh)
+    key[:] = 0  # the caller's key is a copy
+    np.testing.assert_array_equal(model.embed(o), fresh_key)
+    model.embed(other)
+    model.prefill(o)
+    assert len(calls) == 2  # another observation is encoded anew, and so is o after it
+
+
 def test_teacher_forced_logits_agree_with_engine_scoring(net):
     model = net.as_vla_model(TOKENIZER)
     o = observation(net.cfg, "lift the cube", 3)
