@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="episodes recorded in parallel (default 1)")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the task's)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (default mcap)")
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="std of Gaussian noise on the executed arm actions, normalised units (default 0); the "
+                        "bag records the expert's own actions, so demonstrations show recoveries (DART)")
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing: measure the expert's success rate over the episodes, without cameras")
     p.set_defaults(func=run)
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         config = CollectConfig(task=args.task, episodes=args.episodes, out=args.out, seed=args.seed,
                                cameras=None if args.cameras is None else tuple(args.cameras),
                                image_size=args.image_size, workers=args.workers, max_steps=args.max_steps,
-                               storage=args.storage)
+                               storage=args.storage, action_noise=args.action_noise)
     except ValueError as exc:
         log.error("%s", exc)
         return 2

@@ -40,9 +40,12 @@ class CollectConfig:
     workers: int = 1
     max_steps: int | None = None
     storage: str = "mcap"
+    action_noise: float = 0.0  # DART-style: std of noise on the executed arm action; labels stay the expert's
 
     def __post_init__(self) -> None:
         get_task(self.task)
+        if not (self.action_noise >= 0 and self.action_noise < 1):
+            raise ValueError(f"action_noise must be in [0, 1), got {self.action_noise}")
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
         if self.workers < 1:
@@ -153,7 +156,7 @@ def record_episode(config: CollectConfig, seed: int) -> EpisodeRecord:
             if action is not None:
                 writer.write_action(obs.step, action)
 
-        result = run_expert_episode(env, expert, seed, config.max_steps, observer=observe)
+        result = run_expert_episode(env, expert, seed, config.max_steps, observer=observe, action_noise=config.action_noise)
         topics = {JOINT_STATES: "sensor_msgs/msg/JointState", INSTRUCTION: "std_msgs/msg/String",
                   ACTION: "heisd_msgs/msg/ActionChunk"}
         topics.update({image_topic(v): "sensor_msgs/msg/Image" for v in config.views})
@@ -164,6 +167,7 @@ def record_episode(config: CollectConfig, seed: int) -> EpisodeRecord:
             expert_version=EXPERT_VERSION, cameras=list(config.views), image_size=config.image_size,
             arms=list(env.arms), action_names=list(env.action_space.names), joint_names=list(env.joint_names),
             storage=config.storage, topics=topics, wall_s=result.wall_s, bag_bytes=0,
+            extra={"action_noise": config.action_noise} if config.action_noise else {},
         )
         writer.close({k: v for k, v in asdict(record).items()
                       if k in ("task", "seed", "success", "robot", "control_rate", "steps", "expert_version")})
@@ -181,8 +185,22 @@ def _record_in_worker(args: tuple[CollectConfig, int]) -> EpisodeRecord:
 
 
 def pending_seeds(config: CollectConfig) -> list[int]:
-    """Seeds whose episode is not complete yet."""
-    return [s for s in config.seeds() if not is_complete(episode_dir(config.out, config.task, s))]
+    """Seeds whose episode is not complete yet.
+
+    A complete episode recorded with another ``action_noise`` is not silently kept:
+    ValueError names it (resuming must not mix clean and perturbed demonstrations).
+    """
+    pending = []
+    for s in config.seeds():
+        bag = episode_dir(config.out, config.task, s)
+        if not is_complete(bag):
+            pending.append(s)
+            continue
+        recorded = float(read_sidecar(bag).get("extra", {}).get("action_noise", 0.0))
+        if recorded != config.action_noise:
+            raise ValueError(f"{bag} was recorded with action_noise {recorded}, not {config.action_noise}; "
+                             "use another --out or --seed")
+    return pending
 
 
 def collect(config: CollectConfig, progress: bool = True) -> Iterator[EpisodeRecord]:

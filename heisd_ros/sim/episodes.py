@@ -31,13 +31,25 @@ class EpisodeResult:
 
 
 def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps: int | None = None,
-                       observer: Observer | None = None) -> EpisodeResult:
+                       observer: Observer | None = None, action_noise: float = 0.0) -> EpisodeResult:
     """Reset with ``seed`` and let the expert act until its plan ends (plus a few settle steps) or
     ``max_steps``; success is the task's success flag at the last step.
 
-    ``observer(obs, action)`` is called for every observation with the action then taken
+    ``observer(obs, action)`` is called for every observation with the expert's action
     (None for the final observation).
+
+    action_noise: std of Gaussian noise added to the arm dimensions of the EXECUTED
+    action (normalised units; grippers untouched), while the observer still gets the
+    expert's own action (DART-style noise injection). The robot then visits states a
+    little off the expert's path, and the recorded labels show how the expert corrects
+    them: what a cloned policy needs to recover from its own small errors, and from a
+    relaxed-acceptance decoder's.
     """
+    if not np.isfinite(action_noise) or action_noise < 0:
+        raise ValueError(f"action_noise must be a finite number >= 0, got {action_noise}")
+    space = env.action_space
+    arm_dims = np.array([not any(k in n for k in ("gripper", "hand")) for n in space.names])
+    noise_rng = np.random.default_rng([int(seed), 0xDA27])
     limit = int(max_steps if max_steps is not None else env.task.max_steps)
     if limit <= 0:
         raise ValueError(f"max_steps must be positive, got {limit}")
@@ -49,6 +61,8 @@ def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps:
         action = expert.act(obs)
         if observer is not None:
             observer(obs, action)
+        if action_noise > 0:
+            action = np.clip(action + arm_dims * noise_rng.normal(0.0, action_noise, action.shape), space.low, space.high)
         obs = env.step(action)
         if expert.done:
             settle -= 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,9 @@ def test_rerun_skips_complete_and_rewrites_interrupted_episodes(tmp_path: Path) 
     assert all(is_complete(episode_dir(tmp_path, "lift", s)) for s in (7, 8, 9))
     assert [p.name for p in list_episodes(tmp_path)] == ["lift_seed00007", "lift_seed00008", "lift_seed00009"]
     assert list_episodes(tmp_path, task="nut") == []
+    # resuming with action noise must not keep the clean episodes as if they were perturbed
+    with pytest.raises(ValueError, match="recorded with action_noise 0.0, not 0.1"):
+        pending_seeds(dataclasses.replace(cfg, action_noise=0.1))
 
 
 def test_bad_configs_are_rejected(tmp_path: Path) -> None:
@@ -65,6 +69,8 @@ def test_bad_configs_are_rejected(tmp_path: Path) -> None:
         CollectConfig(task="lift", episodes=0, out=tmp_path)
     with pytest.raises(ValueError, match="workers"):
         CollectConfig(task="lift", episodes=1, out=tmp_path, workers=0)
+    with pytest.raises(ValueError, match="action_noise"):
+        CollectConfig(task="lift", episodes=1, out=tmp_path, action_noise=-0.1)
 
 
 def test_cli_collects_sqlite3_bags(tmp_path: Path) -> None:

@@ -47,6 +47,39 @@ def test_transport_is_faster_than_contact_segments_and_seeds_vary_the_motion() -
     assert not np.allclose(paths[0][:n], paths[1][:n], atol=1e-3)
 
 
+@pytest.mark.sim
+def test_action_noise_perturbs_the_executed_action_but_records_the_experts_correction() -> None:
+    with SimEnv("lift", cameras=()) as env:
+        expert = make_expert("lift", env.action_space, env.control_rate)
+        runs = {}
+        for sigma in (0.0, 0.1):
+            labels, executed, positions = [], [], []
+            step = env.step
+
+            def spy(action, step=step, executed=executed):  # noqa: ANN001
+                executed.append(np.array(action))
+                return step(action)
+
+            env.step = spy
+            try:
+                result = run_expert_episode(env, expert, 3, observer=lambda o, a, labels=labels, positions=positions: (
+                    positions.append(o.ee_poses["right"].position.copy()), a is not None and labels.append(a.copy())),
+                    action_noise=sigma)
+            finally:
+                del env.step
+            runs[sigma] = (result, np.array(labels), np.array(executed), np.array(positions))
+        clean, noisy = runs[0.0], runs[0.1]
+        assert clean[0].success and noisy[0].success
+        np.testing.assert_array_equal(clean[1], clean[2])  # no noise: what is recorded is what ran
+        diff = noisy[2] - noisy[1]  # executed minus recorded
+        assert 0.05 < diff[:, :6].std() < 0.15  # the arm dims carry noise of about sigma (less where clipped)
+        np.testing.assert_array_equal(diff[:, 6], 0.0)  # the gripper command is never perturbed
+        # the expert reacts to the perturbation: its recorded labels change more from step to step
+        assert np.abs(np.diff(noisy[1][:, :3], axis=0)).mean() > 1.5 * np.abs(np.diff(clean[1][:, :3], axis=0)).mean()
+        with pytest.raises(ValueError, match="action_noise"):
+            run_expert_episode(env, expert, 3, action_noise=-0.1)
+
+
 def test_every_task_has_an_expert_and_unknown_ones_are_rejected() -> None:
     from heisd_ros.sim.tasks import TASKS
 
