@@ -24,6 +24,7 @@ from heisd_ros.bundle.format import (
     read_json,
     verify,
 )
+from heisd_ros.core.acceptance import BlockRule
 from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
@@ -125,20 +126,29 @@ class Bundle:
 
         Overrides: ``tau`` (heisd; default the calibrated one), ``skip_schedule``
         (heisd: a SkipSchedule or a name for make_skip_schedule, default "fixed"),
+        ``skip_count`` (with a schedule name: the fixed schedule's skips per verified
+        step, the adaptive one's most), ``block_sum_threshold`` / ``block_max_threshold``
+        (block acceptance, default 45 / 25 bins),
         ``relax_radius`` (drafter token-relaxed acceptance, default 9), ``top_k``
         (retrieved candidates, default 5), ``acceptance`` (retrieval mode, default
-        "block").
+        "block"), ``emit`` (tokens at accepted positions, AcceptanceConfig.emit:
+        "verifier" for heisd, "draft" for the drafter and retrieval SD baselines, as
+        their papers define them).
         """
         if method not in METHODS:
             raise InvalidInputError(f"unknown decoding method {method!r}; expected one of {METHODS}")
-        allowed = {"ar": set(), "drafter": {"relax_radius"}, "retrieval": {"top_k", "acceptance"},
-                   "heisd": {"tau", "skip_schedule", "relax_radius", "top_k", "acceptance"}}[method]
+        block_keys = {"block_sum_threshold", "block_max_threshold"}
+        allowed = {"ar": set(), "drafter": {"relax_radius", "emit"}, "retrieval": {"top_k", "acceptance", "emit"} | block_keys,
+                   "heisd": {"tau", "skip_schedule", "skip_count", "relax_radius", "top_k", "acceptance", "emit"} | block_keys}[method]
         unknown = set(overrides) - allowed
         if unknown:
             raise InvalidInputError(f"method {method!r} takes overrides {sorted(allowed)}, got unknown {sorted(unknown)}")
         radius = int(overrides.get("relax_radius", 9))
-        drafter_acc = AcceptanceConfig("token", radius)
-        retrieval_acc = AcceptanceConfig(overrides.get("acceptance", "block"), radius)
+        emit = str(overrides.get("emit", "verifier" if method == "heisd" else "draft"))
+        drafter_acc = AcceptanceConfig("token", radius, emit=emit)
+        rule = BlockRule.for_dim(self.vla.action_dim, sum_threshold=int(overrides.get("block_sum_threshold", 45)),
+                                 max_threshold=int(overrides.get("block_max_threshold", 25)))
+        retrieval_acc = AcceptanceConfig(overrides.get("acceptance", "block"), radius, block_rule=rule, emit=emit)
         if method == "ar":
             return ARDecoder(self.vla)
         model_drafter = ModelDrafter(self.drafter_model)
@@ -149,7 +159,10 @@ class Bundle:
             return SpeculativeDecoder(self.vla, retrieval, retrieval_acc)
         schedule = overrides.get("skip_schedule", "fixed")
         if isinstance(schedule, str):
-            schedule = make_skip_schedule(schedule)
+            count = overrides.get("skip_count")
+            kind = schedule.strip().lower()
+            options = {} if count is None or kind == "none" else {"skip": int(count)} if kind == "fixed" else {"max_skip": int(count)}
+            schedule = make_skip_schedule(schedule, **options)
         if not isinstance(schedule, SkipSchedule):
             raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
         tau = float(overrides.get("tau", self.metric.tau))

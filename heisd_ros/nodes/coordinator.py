@@ -14,6 +14,7 @@ the robot holding until it answers again.
 from __future__ import annotations
 
 import math
+from collections import deque
 import sys
 import threading
 import time
@@ -43,7 +44,7 @@ from heisd_ros.ros.config import camera_topics
 from heisd_ros.ros.convert import MessageError, image_to_rgb8, make_action_chunk, stamp_to_seconds
 from heisd_ros.ros.qos import COMMAND, LATCHED, SENSOR
 
-_REBUILD = {"method", "tau", "skip_schedule", "skip_count", "top_k", "relax_radius", "block_sum_threshold", "block_max_threshold"}
+_REBUILD = {"method", "tau", "skip_schedule", "skip_count", "top_k", "relax_radius", "emit_tokens", "block_sum_threshold", "block_max_threshold"}
 
 
 def metric_from_state(msg: KinematicState) -> MetricValue:
@@ -84,7 +85,10 @@ class CoordinatorNode(HeisdNode):
         self._rebuild = True
         self._lock = threading.Lock()
         self._images: dict[str, tuple[float, np.ndarray]] = {}
-        self._kin: KinematicState | None = None
+        # recent kinematic states by stamp: the one matching the camera frames is used
+        self._kin_history: deque[tuple[float, KinematicState]] = deque(maxlen=64)
+        self._synced_at = time.monotonic()
+        self._sync_wait: tuple[float, float] | None = None
         self._instruction: str | None = None
         self._used_stamp = -math.inf
         self._seq = 0
@@ -111,9 +115,11 @@ class CoordinatorNode(HeisdNode):
         except MessageError as exc:
             self.count("rejected_images")
             self.set_status(WARN, f"dropped a {name} frame: {exc}")
+            return
+        self._wake.set()  # a frame arriving after its kinematic state completes the observation
 
     def _on_kinematic(self, msg: KinematicState) -> None:
-        self._kin = msg
+        self._kin_history.append((stamp_to_seconds(msg.header.stamp), msg))
         self._wake.set()
 
     def _on_instruction(self, msg: String) -> None:
@@ -129,6 +135,7 @@ class CoordinatorNode(HeisdNode):
         self.count("time_resets")
         self.get_logger().info(f"history reset: {reason}")
         self._used_stamp = -math.inf
+        self._kin_history.clear()
         self.queue.clear()
         if self.decoder is not None:
             self.decoder.reset()
@@ -143,9 +150,10 @@ class CoordinatorNode(HeisdNode):
     # decoding ----------------------------------------------------------------------------
     def _build_decoder(self) -> Any:
         p, vla = self.params, self.bundle.vla
-        token = AcceptanceConfig("token", p["relax_radius"])
+        emit = p["emit_tokens"]
+        token = AcceptanceConfig("token", p["relax_radius"], emit=emit)
         rule = BlockRule.for_dim(vla.action_dim, sum_threshold=p["block_sum_threshold"], max_threshold=p["block_max_threshold"])
-        block = AcceptanceConfig("block", block_rule=rule)
+        block = AcceptanceConfig("block", block_rule=rule, emit=emit)
         drafter = RemoteModelDrafter(self.draft_call, vla.action_dim, vla.n_bins)
         retrieval = RetrievalDrafter(self.remote_store, vla, k=p["top_k"])
         method = p["method"]
@@ -161,14 +169,45 @@ class CoordinatorNode(HeisdNode):
         return HybridDecoder(self.verifier, drafter, retrieval, tau, token, block, schedule)
 
     def _observation(self):
-        """The newest complete observation not used yet, or None."""
-        kin, instruction = self._kin, self._instruction
-        if kin is None or instruction is None or len(self._images) < len(self.bundle.camera_names) or not kin.ee_poses:
+        """The newest complete, synchronised observation not used yet, or None.
+
+        Why synchronised: the camera frames and the kinematic state of one instant arrive
+        on different topics, in either order. Pairing the newest of each gave frames of
+        the previous step with the state of this one whenever the state came first (in
+        lockstep simulation about every other step), an observation the policy never saw
+        in training. The kinematic state closest in time to the frames is taken, and all
+        stamps must lie within ``sync_tolerance_s``; otherwise the node waits for the
+        missing message (counted as ``sync_waits``).
+        """
+        instruction, history = self._instruction, list(self._kin_history)
+        if not history or instruction is None or len(self._images) < len(self.bundle.camera_names):
             return None
-        stamp = stamp_to_seconds(kin.header.stamp)
         frames = {n: self._images[n] for n in self.bundle.camera_names}
+        reference = min(t for t, _ in frames.values())  # the newest instant every camera has a frame of
+        stamp, kin = min(history, key=lambda item: abs(item[0] - reference))
+        if not kin.ee_poses:
+            return None
         stamps = {"kinematic state": stamp, **{f"camera {n}": t for n, (t, _) in frames.items()}}
         now = self.get_clock().now().nanoseconds * 1e-9
+        latest = {**stamps, "kinematic state": history[-1][0]}
+        oldest = min(latest, key=lambda k: latest[k])
+        if max(latest.values()) > self._used_stamp and now - latest[oldest] > self.params["stale_observation_s"]:
+            # something new came, but one input went silent: say so, not "unsynchronised"
+            self.count("stale_observations")
+            self.set_status(WARN, f"{oldest} is {now - latest[oldest]:.3f} s old (stale_observation_s "
+                                  f"{self.params['stale_observation_s']}): not inferring")
+            return None
+        spread = max(stamps.values()) - min(stamps.values())
+        if spread > self.params["sync_tolerance_s"]:
+            if (stamp, reference) != self._sync_wait:  # once per unmatched pair, not per wake-up
+                self._sync_wait = (stamp, reference)
+                self.count("sync_waits")
+            if time.monotonic() - self._synced_at > self.params["stale_observation_s"]:
+                first, last = min(stamps, key=lambda k: stamps[k]), max(stamps, key=lambda k: stamps[k])
+                self.set_status(WARN, f"inputs not synchronised: {first} is {spread:.3f} s older than {last} "
+                                      f"(sync_tolerance_s {self.params['sync_tolerance_s']}): not inferring")
+            return None
+        self._synced_at = time.monotonic()
         ahead = max(stamps, key=lambda k: stamps[k])
         if stamps[ahead] - now > self.params["max_future_stamp_s"]:
             self.count("future_stamps")

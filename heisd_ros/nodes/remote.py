@@ -87,7 +87,8 @@ class RemoteVerifier:
 
     def verify(self, obs: Observation, draft: Draft, acceptance: AcceptanceConfig, stats: StepStats) -> Verification:
         req = Verify.Request(observation=observation_to_msg(obs), acceptance=_MODE[acceptance.mode],
-                             relax_radius=int(acceptance.radius), num_tokens=self.tokens_per_step)
+                             relax_radius=int(acceptance.radius), num_tokens=self.tokens_per_step,
+                             emit_verifier_tokens=acceptance.emit == "verifier")
         if not draft.empty:
             req.num_candidates, req.candidate_length = draft.candidates.shape
             req.candidates = draft.candidates.astype(int).ravel().tolist()

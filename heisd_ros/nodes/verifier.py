@@ -45,7 +45,8 @@ def acceptance_from_request(req: Verify.Request, action_dim: int) -> AcceptanceC
             start += size
         rule = BlockRule(blocks=tuple(blocks), sum_threshold=int(req.block_sum_threshold or 45),
                          max_threshold=int(req.block_max_threshold or 25))
-    return AcceptanceConfig(mode=mode, radius=int(req.relax_radius), block_rule=rule)
+    return AcceptanceConfig(mode=mode, radius=int(req.relax_radius), block_rule=rule,
+                            emit="verifier" if req.emit_verifier_tokens else "draft")
 
 
 class VerifierNode(HeisdLifecycleNode):

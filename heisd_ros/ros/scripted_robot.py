@@ -41,6 +41,7 @@ class ScriptedRobot:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.nan_joints = False
+        self.image_lag_s = 0.0  # camera frames stamped this much before the joints and pose of the same tick
 
     def _age(self, stamp) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9 - (stamp.sec + stamp.nanosec * 1e-9)
@@ -80,7 +81,11 @@ class ScriptedRobot:
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = 0.1 * math.cos(0.3 * t), 0.1 * math.sin(0.3 * t), 1.0
             pose.pose.orientation.w = 1.0
             self.pose.publish(pose)
+            frame_stamp = stamp
+            if self.image_lag_s:
+                ns = stamp.sec * 1_000_000_000 + stamp.nanosec - int(self.image_lag_s * 1e9)
+                frame_stamp = type(stamp)(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
             for cam, pub in self.images.items():
-                pub.publish(rgb8_to_image(rng.integers(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8), stamp, cam))
+                pub.publish(rgb8_to_image(rng.integers(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8), frame_stamp, cam))
             k += 1
             time.sleep(self.period)

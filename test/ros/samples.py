@@ -94,6 +94,7 @@ def verify_request() -> Verify.Request:
     r.block_sum_threshold = 45
     r.block_max_threshold = 25
     r.num_tokens = 7
+    r.emit_verifier_tokens = True
     return r
 
 
@@ -106,7 +107,7 @@ def verify_response_for(req: Verify.Request) -> Verify.Response:
     r.tokens = list(req.candidates[: req.candidate_length])[::-1]
     r.actions = [t / 255.0 for t in r.tokens]
     r.accepted_tokens = sum(req.block_sizes)
-    r.best_candidate = req.num_candidates - 1
+    r.best_candidate = req.num_candidates - 1 + (100 if req.emit_verifier_tokens else 0)  # the flag crossed the wire
     r.candidate_accepted = [req.relax_radius, req.block_max_threshold]
     r.stats.branch = 2
     r.stats.vla_forward_passes = 2

@@ -204,3 +204,20 @@ def test_observation_round_trip_and_bad_observation():
     msg.camera_names = ["agentview"]
     with pytest.raises(MessageError, match="2 images but 1 camera names"):
         msg_to_observation(msg)
+
+
+def test_verify_requests_carry_the_acceptance_rule_and_token_emission():
+    from heisd_msgs.srv import Verify
+
+    from heisd_ros.nodes.verifier import acceptance_from_request
+
+    req = Verify.Request(acceptance=Verify.Request.ACCEPT_BLOCK_RELAXED, relax_radius=4, block_sizes=[3, 3, 1],
+                         block_sum_threshold=15, block_max_threshold=8, emit_verifier_tokens=True)
+    got = acceptance_from_request(req, 7)
+    assert (got.mode, got.radius, got.emit) == ("block", 4, "verifier")
+    assert (got.block_rule.blocks, got.block_rule.sum_threshold, got.block_rule.max_threshold) == (((0, 1, 2), (3, 4, 5), (6,)), 15, 8)
+    req.emit_verifier_tokens, req.acceptance = False, Verify.Request.ACCEPT_TOKEN_RELAXED
+    assert acceptance_from_request(req, 7).emit == "draft"
+    req.acceptance = 9
+    with pytest.raises(Exception, match="unknown acceptance mode 9"):
+        acceptance_from_request(req, 7)

@@ -250,3 +250,32 @@ def test_run_time_action_limit_clamps_every_published_action(live):
         live.set(double("action_limit", 1.0))
     contiguous(live.chunks_since(start))
     live.others_alive()
+
+
+def test_frames_out_of_sync_with_the_kinematic_state_are_not_paired_with_it(live):
+    """Frames stamped half a tick off every kinematic state: nothing is inferred (waits counted and
+    reported), HOLD is published meanwhile; a tolerance that covers the offset pairs each frame
+    with the state closest to it."""
+    before = live.diag.count("coordinator", "sync_waits")
+    live.robot.image_lag_s = 0.025  # the robot ticks at 20 Hz: 25 ms from the states on either side
+    try:
+        time.sleep(0.5)  # chunks computed before the lag took effect drain
+        start = time.monotonic()
+        time.sleep(2.0)
+        assert not [m for m in live.chunks_since(start) if m.source != HOLD], "inferred from unsynchronised inputs"
+        wait_for(lambda: live.diag.count("coordinator", "sync_waits") > before + 5, 10, "sync waits counted")
+        assert any("not synchronised" in m for m, _ in live.diag.of("coordinator", since=start)), \
+            "the coordinator's status says why it holds"
+        live.set(double("sync_tolerance_s", 0.04))
+        paired = time.monotonic()
+        live.wait_fresh(paired, 5, 30, "fresh chunks once the tolerance covers the offset")
+        got = [m for m in live.chunks_since(paired) if m.source != HOLD]
+        states = np.array([s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 for s in list(live.robot.states)])
+        used = np.array([m.observation_stamp.sec + m.observation_stamp.nanosec * 1e-9 for m in got])
+        assert np.all(np.abs(used[:, None] - states[None]).min(axis=1) < 1e-5), "each chunk names the kinematic state it used"
+    finally:
+        live.robot.image_lag_s = 0.0
+        live.set(double("sync_tolerance_s", 0.01))
+    live.wait_fresh(time.monotonic(), 3, 30, "fresh chunks with synchronised inputs again")
+    contiguous(live.chunks_since(start))
+    live.others_alive()

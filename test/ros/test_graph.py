@@ -3,6 +3,8 @@ action chunks at the configured rate, follows a run-time parameter change, and s
 the verifier dying and coming back."""
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -30,7 +32,7 @@ def graph_for(bundle, tmp_path, *overrides):
         # an AR verification take longer than the tests' service timeout
         "verifier.num_threads:=1", "drafter.num_threads:=1", "coordinator.num_threads:=1", *overrides])
     params = write_params_file({n: config[n] for n in nodes}, tmp_path / "p.yaml")
-    return b, NodeGraph(nodes, params, stream=None)
+    return b, NodeGraph(nodes, params, stream=None if not os.environ.get("HEISD_TEST_NODE_LOGS") else sys.stderr)
 
 
 def robot_joints(b):
