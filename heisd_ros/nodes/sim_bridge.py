@@ -46,7 +46,17 @@ class SimBridgeNode(HeisdNode):
         p = self.params
         self.realtime = p["timing_mode"] == "realtime"
         cams = [c for c in p["camera_names"] if c]
-        self.env = SimEnv(p["task"], cameras=cams, image_size=p["image_size"], control_rate=p["control_rate_hz"])
+        # The simulator lives on its own thread, and must be created there: its GL context is
+        # current only in the creating thread (from another one EGL renders black frames).
+        self._ready, self._go = threading.Event(), threading.Event()
+        self._env_error: BaseException | None = None
+        self.env: Any = None
+        self._running = True
+        self._thread = threading.Thread(target=self._run, args=(SimEnv, cams), name="heisd-sim", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._env_error is not None:
+            raise self._env_error
         self.space = self.env.action_space
         self.hold_dims = [i for i, n in enumerate(self.space.names) if "gripper" in n or "hand" in n]
         self._fresh: collections.deque[np.ndarray] = collections.deque(maxlen=64)
@@ -62,9 +72,7 @@ class SimBridgeNode(HeisdNode):
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.realtime else None
         self.create_subscription(ActionChunk, p["command_topic"], self._on_command, COMMAND)
         self.results: list[dict[str, Any]] = []
-        self._running = True
-        self._thread = threading.Thread(target=self._run, name="heisd-sim", daemon=True)
-        self._thread.start()
+        self._go.set()
         self.set_status(OK, f"{p['task']} ({self.env.robot_name}) in {p['timing_mode']} mode at {p['control_rate_hz']} Hz")
 
     # commands ------------------------------------------------------------------------------
@@ -130,14 +138,26 @@ class SimBridgeNode(HeisdNode):
         msg.header.stamp = self._stamp(sim_time)
         self.status_pub.publish(msg)
 
-    def _run(self) -> None:
+    def _run(self, sim_env: Any, cams: list[str]) -> None:
+        p = self.params
         try:
-            self._episodes()
+            self.env = sim_env(p["task"], cameras=cams, image_size=p["image_size"], control_rate=p["control_rate_hz"])
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the constructor
+            self._env_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._go.wait()
+        try:
+            if self._running:
+                self._episodes()
         except Exception as exc:  # noqa: BLE001 - a simulator failure is reported, not swallowed
             if not self.context.ok():
                 return  # shutting down: the publishers went away under the loop
             self.set_status(ERROR, f"simulation failed: {type(exc).__name__}: {exc}")
             self.get_logger().fatal(f"simulation thread failed: {exc!r}")
+        finally:
+            self.env.close()  # on the thread that owns its GL context
 
     def _episodes(self) -> None:
         p = self.params
@@ -188,8 +208,8 @@ class SimBridgeNode(HeisdNode):
         self._running = False
         with self._have_action:
             self._have_action.notify_all()
+        self._go.set()  # a node closed before it finished starting
         self._thread.join(timeout=10)
-        self.env.close()
 
 
 def main(args: list[str] | None = None) -> int:

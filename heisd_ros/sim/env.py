@@ -12,6 +12,7 @@ m or rad per unit), control at ``control_rate`` Hz.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -82,6 +83,7 @@ class SimEnv:
         self.cameras = tuple(cameras)
         self.image_size = int(image_size)
         self.control_rate = float(control_rate)
+        self._thread = threading.get_ident()  # the GL context is current in this thread only
         select_gl_backend()
         import robosuite  # imported only after MUJOCO_GL is settled
 
@@ -121,6 +123,7 @@ class SimEnv:
 
     def reset(self, seed: int) -> SimObservation:
         """Start an episode whose initial state depends only on ``seed``."""
+        self._check_thread()
         # robosuite's samplers hold a reference to env.rng: reseed it in place.
         self._env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
         raw = self._env.reset()
@@ -129,6 +132,7 @@ class SimEnv:
 
     def step(self, action: np.ndarray) -> SimObservation:
         """Apply one normalised action for 1 / control_rate s of sim time."""
+        self._check_thread()
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (self.action_space.dim,):
             raise ValueError(f"action must have shape ({self.action_space.dim},), got {action.shape}")
@@ -140,6 +144,13 @@ class SimEnv:
 
     def close(self) -> None:
         self._env.close()
+
+    def _check_thread(self) -> None:
+        """Rendering needs the GL context, which is current only in the thread that created the env:
+        from another thread EGL renders black frames and garbage without any error."""
+        if self.cameras and threading.get_ident() != self._thread:
+            raise RuntimeError("this SimEnv renders cameras, and must be reset and stepped on the thread that "
+                               "created it (its GL context is current there only); create it on the thread that steps it")
 
     def __enter__(self) -> "SimEnv":
         return self

@@ -57,6 +57,14 @@ def test_lockstep_executes_each_fresh_command_once(ros_node, tmp_path):
     assert instructions and instructions[0].data == "lift the cube"
     frame = image_to_rgb8(images[-1])
     assert frame.shape == (32, 32, 3) and frame.std() > 0
+    # the frames are the scene the simulator renders in-process for that seed (a bridge that
+    # rendered off its GL context's thread published black frames and noise)
+    from heisd_ros.sim.env import SimEnv
+
+    with SimEnv("lift", cameras=("agentview",), image_size=32) as env:
+        expected = env.reset(load_config()["sim_bridge"]["seed"]).images["agentview"]
+    first = image_to_rgb8(images[0])
+    assert np.abs(first.astype(int) - expected.astype(int)).mean() < 2.0
     assert "robot0_joint1" in joints[-1].name and len(joints[-1].name) == len(joints[-1].position)
 
 

@@ -109,3 +109,31 @@ def test_cameras_give_small_upright_rgb_images() -> None:
     # upright: agentview looks down at the table, which fills the lower half, with the backdrop above
     agent = first["agentview"].astype(float)
     assert not np.allclose(agent[:24].mean(axis=(0, 1)), agent[24:].mean(axis=(0, 1)), atol=5)
+
+
+@pytest.mark.sim
+def test_stepping_a_rendering_env_from_another_thread_is_refused_not_rendered_black():
+    import threading
+
+    with SimEnv("lift", cameras=("agentview",), image_size=32) as env:
+        env.reset(0)
+        errors = []
+        worker = threading.Thread(target=lambda: errors.append(_raises(lambda: env.step(np.zeros(env.action_space.dim)))))
+        worker.start()
+        worker.join()
+        assert errors and isinstance(errors[0], RuntimeError) and "thread that created it" in str(errors[0])
+        assert env.step(np.zeros(env.action_space.dim)).images["agentview"].mean() > 50  # the owning thread renders the scene
+    with SimEnv("lift", cameras=(), image_size=32) as blind:  # nothing to render: any thread may step it
+        blind.reset(0)
+        worker = threading.Thread(target=lambda: errors.append(blind.step(np.zeros(blind.action_space.dim))))
+        worker.start()
+        worker.join()
+        assert errors[-1].step == 1
+
+
+def _raises(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+    return None
