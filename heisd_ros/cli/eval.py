@@ -1,7 +1,9 @@
 """heisd eval: closed-loop evaluation in simulation, every method side by side on the same seeds.
 
 Methods: ar (plain greedy), drafter (drafter SD, token-relaxed r=9), retrieval
-(retrieval SD with block-relaxed acceptance, no verify-skip), heisd (the hybrid).
+(retrieval SD with block-relaxed acceptance, no verify-skip), heisd (the hybrid:
+fused-metric branch choice, block-relaxed retrieval with 2:1 verify-skip, token-relaxed
+drafter; accepted positions carry the VLA's own tokens, docs/evaluation.md).
 Timing modes: lockstep (the simulator waits for each action) and realtime (the
 simulator runs at the control rate on the wall clock; ticks without a fresh action
 hold). Writes results.json (docs/results-schema.md) and a report directory

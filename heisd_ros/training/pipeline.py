@@ -53,6 +53,16 @@ def _report(stage: str, info: dict, started: float) -> None:
     print(json.dumps(summary, indent=1, default=float))
 
 
+def _seal_stage(bundle: Path, stage: str, info: dict, **kw) -> None:
+    """Seal one stage; a bundle that already has its README (a stage re-run on a built
+    bundle) gets the README regenerated, so it never describes the previous stage."""
+    seal(bundle, stage, info, **kw)
+    if (Path(bundle) / README).is_file():
+        built = read_json(Path(bundle) / MANIFEST, "bundle manifest").get("stages", {}).get("build-bundle", {})
+        write_readme(bundle, built.get("seconds"))
+        seal(bundle)
+
+
 def run_train(args: argparse.Namespace, bundle: Path) -> dict:
     started = time.perf_counter()
     episodes, train, held = episodes_for(args)
@@ -64,7 +74,7 @@ def run_train(args: argparse.Namespace, bundle: Path) -> dict:
     info = train_vla(train, bundle, cfg, fit_cfg, joint_names=args.joints, progress=not args.quiet)
     info["heldout_per_task"] = args.holdout
     info["seconds"] = time.perf_counter() - started
-    seal(bundle, "train", info, sources=source_records(episodes, held), command=command_line(args))
+    _seal_stage(bundle, "train", info, sources=source_records(episodes, held), command=command_line(args))
     _report("train", info, started)
     return info
 
@@ -75,7 +85,7 @@ def run_train_drafter(args: argparse.Namespace, bundle: Path) -> dict:
     fit_cfg = FitConfig(steps=args.drafter_steps, batch_size=64, lr=2e-3, seed=args.drafter_seed, shift=0)
     info = train_drafter(bundle, train, fit_cfg, progress=not args.quiet)
     info["seconds"] = time.perf_counter() - started
-    seal(bundle, "train-drafter", info, command=command_line(args))
+    _seal_stage(bundle, "train-drafter", info, command=command_line(args))
     _report("train-drafter", info, started)
     return info
 
@@ -85,7 +95,7 @@ def run_build_cache(args: argparse.Namespace, bundle: Path) -> dict:
     _, train, _ = episodes_for(args)
     info = build_cache(bundle, train, horizon=args.cache_horizon, joint_bin_width=args.joint_bin_width)
     info["seconds"] = time.perf_counter() - started
-    seal(bundle, "build-cache", info, command=command_line(args))
+    _seal_stage(bundle, "build-cache", info, command=command_line(args))
     _report("build-cache", info, started)
     return info
 
@@ -96,7 +106,7 @@ def run_calibrate(args: argparse.Namespace, bundle: Path) -> dict:
     info = calibrate(bundle, train, held, window=args.window, alpha=args.alpha, max_error=args.max_error,
                      frame_stride=args.stride, progress=not args.quiet)
     info["seconds"] = time.perf_counter() - started
-    seal(bundle, "calibrate", info, command=command_line(args))
+    _seal_stage(bundle, "calibrate", info, command=command_line(args))
     _report("calibrate", info, started)
     return info
 
@@ -147,7 +157,7 @@ def run_eval(args: argparse.Namespace, bundle: Path) -> dict:
             results[f"{task}/{method}"]["decoding"] = {k: summary["decoding"][k] for k in
                                                        ("mean_accepted_length", "forward_passes_per_step", "latency_ms", "branch_mix")}
     info = {"seed_start": args.eval_seed_start, "episodes": counts, "metrics": results, "seconds": time.perf_counter() - started}
-    seal(bundle, "eval", info, command=command_line(args))
+    _seal_stage(bundle, "eval", info, command=command_line(args))
     _report("eval", info, started)
     return info
 
