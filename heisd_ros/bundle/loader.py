@@ -24,8 +24,7 @@ from heisd_ros.bundle.format import (
     read_json,
     verify,
 )
-from heisd_ros.core.acceptance import BlockRule
-from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
+from heisd_ros.core.decoding import build_decoder
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.fused_metric import MetricConfig
@@ -33,7 +32,6 @@ from heisd_ros.core.model import VLAModel
 from heisd_ros.core.observation import Observation
 from heisd_ros.core.retrieval import RetrievalDatastore
 from heisd_ros.core.tokenizer import ActionTokenizer
-from heisd_ros.core.verify_skip import SkipSchedule, make_skip_schedule
 from heisd_ros.eval.methods import METHODS
 from heisd_ros.vla.policy import SmallVLA
 
@@ -143,30 +141,11 @@ class Bundle:
         unknown = set(overrides) - allowed
         if unknown:
             raise InvalidInputError(f"method {method!r} takes overrides {sorted(allowed)}, got unknown {sorted(unknown)}")
-        radius = int(overrides.get("relax_radius", 9))
-        emit = str(overrides.get("emit", "verifier" if method == "heisd" else "draft"))
-        drafter_acc = AcceptanceConfig("token", radius, emit=emit)
-        rule = BlockRule.for_dim(self.vla.action_dim, sum_threshold=int(overrides.get("block_sum_threshold", 45)),
-                                 max_threshold=int(overrides.get("block_max_threshold", 25)))
-        retrieval_acc = AcceptanceConfig(overrides.get("acceptance", "block"), radius, block_rule=rule, emit=emit)
-        if method == "ar":
-            return ARDecoder(self.vla)
-        model_drafter = ModelDrafter(self.drafter_model)
-        if method == "drafter":
-            return SpeculativeDecoder(self.vla, model_drafter, drafter_acc)
-        retrieval = RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5)))
-        if method == "retrieval":
-            return SpeculativeDecoder(self.vla, retrieval, retrieval_acc)
-        schedule = overrides.get("skip_schedule", "fixed")
-        if isinstance(schedule, str):
-            count = overrides.get("skip_count")
-            kind = schedule.strip().lower()
-            options = {} if count is None or kind == "none" else {"skip": int(count)} if kind == "fixed" else {"max_skip": int(count)}
-            schedule = make_skip_schedule(schedule, **options)
-        if not isinstance(schedule, SkipSchedule):
-            raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
-        tau = float(overrides.get("tau", self.metric.tau))
-        return HybridDecoder(self.vla, model_drafter, retrieval, tau, drafter_acc, retrieval_acc, schedule)
+        options = {k: v for k, v in overrides.items() if k not in ("tau", "top_k")}
+        options.setdefault("emit", "verifier" if method == "heisd" else "draft")
+        return build_decoder(method, self.vla, lambda: ModelDrafter(self.drafter_model),
+                             lambda: RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5))),
+                             float(overrides.get("tau", self.metric.tau)), **options)
 
 
 def load_bundle(name_or_path: str | Path = "default", device: str = "cpu") -> Bundle:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,7 +48,7 @@ from heisd_ros.core.fused_metric import MetricValue, choose_branch
 from heisd_ros.core.model import SupportsPrefillScore, VLAModel
 from heisd_ros.core.observation import Observation
 from heisd_ros.core.stats import Branch, StepStats
-from heisd_ros.core.verify_skip import FixedSkipSchedule, SkipSchedule
+from heisd_ros.core.verify_skip import FixedSkipSchedule, SkipSchedule, make_skip_schedule
 
 log = logging.getLogger(__name__)
 
@@ -322,3 +322,33 @@ class HybridDecoder:
         self.skip_schedule.reset()
         self.drafter_sd.reset()
         self.retrieval_sd.reset()
+
+
+def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callable[[], Drafter],
+                  retrieval_drafter: Callable[[], Drafter], tau: float, *, relax_radius: int = 9, emit: str = "draft",
+                  acceptance: str = "block", block_sum_threshold: int = 45, block_max_threshold: int = 25,
+                  skip_schedule: str | SkipSchedule = "fixed", skip_count: int | None = None):
+    """A decoder by method name ("ar" | "drafter" | "retrieval" | "heisd") and its tunables.
+
+    Why one builder: a bundle in this process (``Bundle.make_decoder``) and the
+    coordinator node (remote verifier, drafter and cache) must turn the same options
+    into the same decoder. The drafters are factories, built only for a method that
+    drafts. Drafter SD uses token-relaxed acceptance (``relax_radius``); retrieval SD
+    uses ``acceptance`` (default block, with the given thresholds); both emit ``emit``.
+    """
+    radius = int(relax_radius)
+    token = AcceptanceConfig("token", radius, emit=emit)
+    rule = BlockRule.for_dim(model.action_dim, sum_threshold=int(block_sum_threshold), max_threshold=int(block_max_threshold))
+    retrieval_acc = AcceptanceConfig(acceptance, radius, block_rule=rule, emit=emit)
+    if method == "ar":
+        return ARDecoder(model)
+    if method == "drafter":
+        return SpeculativeDecoder(model, model_drafter(), token)
+    if method == "retrieval":
+        return SpeculativeDecoder(model, retrieval_drafter(), retrieval_acc)
+    if method != "heisd":
+        raise InvalidInputError(f"unknown decoding method {method!r}; expected ar, drafter, retrieval or heisd")
+    schedule = make_skip_schedule(skip_schedule, skip_count) if isinstance(skip_schedule, str) else skip_schedule
+    if not isinstance(schedule, SkipSchedule):
+        raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
+    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule)

@@ -127,12 +127,22 @@ class AdaptiveSkipSchedule:
 _SCHEDULES = {"none": NoSkipSchedule, "fixed": FixedSkipSchedule, "adaptive": AdaptiveSkipSchedule}
 
 
-def make_skip_schedule(name: str, **kw) -> SkipSchedule:
-    """Build a schedule by name ("none" | "fixed" | "adaptive"), e.g. from a ROS parameter."""
+_COUNT_OPTION = {"fixed": "skip", "adaptive": "max_skip"}  # what one "skip count" means per schedule
+
+
+def make_skip_schedule(name: str, count: int | None = None, **kw) -> SkipSchedule:
+    """Build a schedule by name ("none" | "fixed" | "adaptive"), e.g. from a ROS parameter.
+
+    count: the one number a user tunes (ROS ``skip_count``): the fixed schedule's skips
+    per verified step, the adaptive one's most; ignored by "none".
+    """
     try:
-        cls = _SCHEDULES[name.strip().lower()]
+        kind = name.strip().lower()
+        cls = _SCHEDULES[kind]
     except (KeyError, AttributeError):
         raise InvalidInputError(f"unknown skip schedule {name!r}; expected one of {sorted(_SCHEDULES)}") from None
+    if count is not None and kind in _COUNT_OPTION:
+        kw[_COUNT_OPTION[kind]] = int(count)
     try:
         return cls(**kw)
     except TypeError as exc:

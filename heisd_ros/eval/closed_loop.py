@@ -36,7 +36,9 @@ from heisd_ros.eval.rollout import open_env, run_episode
 
 def hold_dims(action_names: Sequence[str]) -> list[int]:
     """Dimensions a hold keeps at their last command (grippers, hands); the rest go to zero motion."""
-    return [i for i, n in enumerate(action_names) if "gripper" in n or "hand" in n]
+    from heisd_ros.sim.env import gripper_dims  # light: robosuite is imported only when an env is made
+
+    return gripper_dims(action_names)
 
 
 def _ar_reference(bundle) -> Callable[[int, Observation], np.ndarray]:  # noqa: ANN001

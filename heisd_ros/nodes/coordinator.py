@@ -29,14 +29,12 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_msgs.srv import Draft as DraftSrv
 from heisd_msgs.srv import Retrieve, Verify
-from heisd_ros.core.acceptance import BlockRule
 from heisd_ros.core.action_queue import ActionQueue, SafetyFilter
-from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
+from heisd_ros.core.decoding import ARDecoder, build_decoder
 from heisd_ros.core.drafters import RetrievalDrafter
 from heisd_ros.core.errors import HeisdError
 from heisd_ros.core.fused_metric import MetricValue
 from heisd_ros.core.stats import Branch, StatsAggregate
-from heisd_ros.core.verify_skip import make_skip_schedule
 from heisd_ros.nodes.base import OK, WARN, HeisdNode, run
 from heisd_ros.nodes.bundles import get_bundle
 from heisd_ros.nodes.remote import RemoteDatastore, RemoteModelDrafter, RemoteVerifier, ServiceCaller, ServiceUnavailable
@@ -150,23 +148,12 @@ class CoordinatorNode(HeisdNode):
     # decoding ----------------------------------------------------------------------------
     def _build_decoder(self) -> Any:
         p, vla = self.params, self.bundle.vla
-        emit = p["emit_tokens"]
-        token = AcceptanceConfig("token", p["relax_radius"], emit=emit)
-        rule = BlockRule.for_dim(vla.action_dim, sum_threshold=p["block_sum_threshold"], max_threshold=p["block_max_threshold"])
-        block = AcceptanceConfig("block", block_rule=rule, emit=emit)
-        drafter = RemoteModelDrafter(self.draft_call, vla.action_dim, vla.n_bins)
-        retrieval = RetrievalDrafter(self.remote_store, vla, k=p["top_k"])
-        method = p["method"]
-        if method == "ar":
-            return ARDecoder(self.verifier)
-        if method == "drafter":
-            return SpeculativeDecoder(self.verifier, drafter, token)
-        if method == "retrieval":
-            return SpeculativeDecoder(self.verifier, retrieval, block)
         tau = self.bundle.metric.tau if p["tau"] < 0 else p["tau"]
-        kind, n = p["skip_schedule"], p["skip_count"]
-        schedule = make_skip_schedule(kind, **({"skip": n} if kind == "fixed" else {"max_skip": n} if kind == "adaptive" else {}))
-        return HybridDecoder(self.verifier, drafter, retrieval, tau, token, block, schedule)
+        return build_decoder(p["method"], self.verifier, lambda: RemoteModelDrafter(self.draft_call, vla.action_dim, vla.n_bins),
+                             lambda: RetrievalDrafter(self.remote_store, vla, k=p["top_k"]), tau,
+                             relax_radius=p["relax_radius"], emit=p["emit_tokens"],
+                             block_sum_threshold=p["block_sum_threshold"], block_max_threshold=p["block_max_threshold"],
+                             skip_schedule=p["skip_schedule"], skip_count=p["skip_count"])
 
     def _observation(self):
         """The newest complete, synchronised observation not used yet, or None.
@@ -189,40 +176,31 @@ class CoordinatorNode(HeisdNode):
             return None
         stamps = {"kinematic state": stamp, **{f"camera {n}": t for n, (t, _) in frames.items()}}
         now = self.get_clock().now().nanoseconds * 1e-9
-        latest = {**stamps, "kinematic state": history[-1][0]}
-        oldest = min(latest, key=lambda k: latest[k])
-        if max(latest.values()) > self._used_stamp and now - latest[oldest] > self.params["stale_observation_s"]:
+        oldest, ahead = min(stamps, key=lambda k: stamps[k]), max(stamps, key=lambda k: stamps[k])
+        newest = stamps[ahead]
+        if newest > self._used_stamp and now - stamps[oldest] > self.params["stale_observation_s"]:
             # something new came, but one input went silent: say so, not "unsynchronised"
             self.count("stale_observations")
-            self.set_status(WARN, f"{oldest} is {now - latest[oldest]:.3f} s old (stale_observation_s "
+            self.set_status(WARN, f"{oldest} is {now - stamps[oldest]:.3f} s old (stale_observation_s "
                                   f"{self.params['stale_observation_s']}): not inferring")
             return None
-        spread = max(stamps.values()) - min(stamps.values())
+        spread = newest - stamps[oldest]
         if spread > self.params["sync_tolerance_s"]:
             if (stamp, reference) != self._sync_wait:  # once per unmatched pair, not per wake-up
                 self._sync_wait = (stamp, reference)
                 self.count("sync_waits")
             if time.monotonic() - self._synced_at > self.params["stale_observation_s"]:
-                first, last = min(stamps, key=lambda k: stamps[k]), max(stamps, key=lambda k: stamps[k])
-                self.set_status(WARN, f"inputs not synchronised: {first} is {spread:.3f} s older than {last} "
+                self.set_status(WARN, f"inputs not synchronised: {oldest} is {spread:.3f} s older than {ahead} "
                                       f"(sync_tolerance_s {self.params['sync_tolerance_s']}): not inferring")
             return None
         self._synced_at = time.monotonic()
-        ahead = max(stamps, key=lambda k: stamps[k])
-        if stamps[ahead] - now > self.params["max_future_stamp_s"]:
+        if newest - now > self.params["max_future_stamp_s"]:
             self.count("future_stamps")
-            self.set_status(WARN, f"{ahead} is stamped {stamps[ahead] - now:.3f} s in the future: not inferring")
+            self.set_status(WARN, f"{ahead} is stamped {newest - now:.3f} s in the future: not inferring")
             return None
-        newest = stamps[ahead]
         if newest < self._used_stamp:  # every input is older than one already used: a bag loop or sim reset
             self._restart_history(f"input time went back by {self._used_stamp - newest:.3f} s")
         if newest <= self._used_stamp:
-            return None
-        oldest = min(stamps, key=lambda k: stamps[k])
-        if now - stamps[oldest] > self.params["stale_observation_s"]:
-            self.count("stale_observations")
-            self.set_status(WARN, f"{oldest} is {now - stamps[oldest]:.3f} s old (stale_observation_s "
-                                  f"{self.params['stale_observation_s']}): not inferring")
             return None
         pose = kin.ee_poses[0]
         obs = self.bundle.make_observation(

@@ -41,8 +41,6 @@ class SimBridgeNode(HeisdNode):
 
     def __init__(self) -> None:
         super().__init__()
-        from heisd_ros.sim.env import SimEnv
-
         p = self.params
         self.realtime = p["timing_mode"] == "realtime"
         cams = [c for c in p["camera_names"] if c]
@@ -52,13 +50,13 @@ class SimBridgeNode(HeisdNode):
         self._env_error: BaseException | None = None
         self.env: Any = None
         self._running = True
-        self._thread = threading.Thread(target=self._run, args=(SimEnv, cams), name="heisd-sim", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(cams,), name="heisd-sim", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._env_error is not None:
             raise self._env_error
         self.space = self.env.action_space
-        self.hold_dims = [i for i, n in enumerate(self.space.names) if "gripper" in n or "hand" in n]
+        self.hold_dims = self.space.gripper_dims
         self._fresh: collections.deque[np.ndarray] = collections.deque(maxlen=64)
         self._have_action = threading.Condition()
         self._last_seq = -1
@@ -138,10 +136,12 @@ class SimBridgeNode(HeisdNode):
         msg.header.stamp = self._stamp(sim_time)
         self.status_pub.publish(msg)
 
-    def _run(self, sim_env: Any, cams: list[str]) -> None:
+    def _run(self, cams: list[str]) -> None:
+        from heisd_ros.sim.env import SimEnv
+
         p = self.params
         try:
-            self.env = sim_env(p["task"], cameras=cams, image_size=p["image_size"], control_rate=p["control_rate_hz"])
+            self.env = SimEnv(p["task"], cameras=cams, image_size=p["image_size"], control_rate=p["control_rate_hz"])
         except BaseException as exc:  # noqa: BLE001 - re-raised by the constructor
             self._env_error = exc
             self._ready.set()

@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from heisd_msgs.msg import ActionChunk, KinematicState
-from heisd_ros.ros.convert import rgb8_to_image
+from heisd_ros.ros.convert import rgb8_to_image, seconds_to_stamp, stamp_to_seconds
 from heisd_ros.ros.qos import LATCHED, RECORDER, SENSOR
 
 
@@ -81,10 +81,7 @@ class ScriptedRobot:
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = 0.1 * math.cos(0.3 * t), 0.1 * math.sin(0.3 * t), 1.0
             pose.pose.orientation.w = 1.0
             self.pose.publish(pose)
-            frame_stamp = stamp
-            if self.image_lag_s:
-                ns = stamp.sec * 1_000_000_000 + stamp.nanosec - int(self.image_lag_s * 1e9)
-                frame_stamp = type(stamp)(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+            frame_stamp = seconds_to_stamp(stamp_to_seconds(stamp) - self.image_lag_s) if self.image_lag_s else stamp
             for cam, pub in self.images.items():
                 pub.publish(rgb8_to_image(rng.integers(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8), frame_stamp, cam))
             k += 1

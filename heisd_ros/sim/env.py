@@ -47,6 +47,16 @@ class ActionSpace:
     def dim(self) -> int:
         return len(self.names)
 
+    @property
+    def gripper_dims(self) -> list[int]:
+        """Indices of the gripper / hand commands (the rest move the arms)."""
+        return gripper_dims(self.names)
+
+
+def gripper_dims(action_names: Sequence[str]) -> list[int]:
+    """Indices of the gripper / hand dimensions of an action vector, by name."""
+    return [i for i, n in enumerate(action_names) if "gripper" in n or "hand" in n]
+
 
 @dataclass
 class SimObservation:

@@ -48,7 +48,8 @@ def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps:
     if not np.isfinite(action_noise) or action_noise < 0:
         raise ValueError(f"action_noise must be a finite number >= 0, got {action_noise}")
     space = env.action_space
-    arm_dims = np.array([not any(k in n for k in ("gripper", "hand")) for n in space.names])
+    arm_dims = np.ones(space.dim)
+    arm_dims[space.gripper_dims] = 0.0
     noise_rng = np.random.default_rng([int(seed), 0xDA27])
     limit = int(max_steps if max_steps is not None else env.task.max_steps)
     if limit <= 0:
