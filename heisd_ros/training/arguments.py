@@ -37,6 +37,8 @@ def add_vla_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layers", type=int, default=4)
     g.add_argument("--conv-channels", nargs="+", type=int, default=[16, 32, 32],
                    help="channels of the stride-2 convs, one per halving of the image (default 16 32 32: 8x8 features at 64 px)")
+    g.add_argument("--keypoints", type=int, default=16,
+                   help="spatial-softmax keypoints per camera (default 16); their coordinates are also the retrieval key")
     g.add_argument("--coord-channels", action="store_true", help="CoordConv: feed x/y ramps to the camera encoder")
     g.add_argument("--label-sigma", type=float, default=0.0,
                    help="Gaussian soft targets over neighbouring bins, in bins (default 0: plain cross-entropy)")

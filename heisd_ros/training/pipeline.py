@@ -68,7 +68,8 @@ def run_train(args: argparse.Namespace, bundle: Path) -> dict:
     episodes, train, held = episodes_for(args)
     cfg = VLAConfig(cameras=list(args.cameras), image_size=args.image_size, horizon=args.horizon,
                     hidden=args.hidden, layers=args.layers, intermediate=int(args.hidden * 2.6875),
-                    conv_channels=list(args.conv_channels), coord_channels=args.coord_channels)
+                    conv_channels=list(args.conv_channels), coord_channels=args.coord_channels,
+                    keypoints=args.keypoints)
     fit_cfg = FitConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                         label_sigma=args.label_sigma, proprio_noise=args.proprio_noise)
     info = train_vla(train, bundle, cfg, fit_cfg, joint_names=args.joints, progress=not args.quiet)

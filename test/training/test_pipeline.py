@@ -129,3 +129,15 @@ def test_holdout_takes_the_highest_seeds_of_every_task():
     assert len(train) == 4
     with pytest.raises(InvalidInputError, match="cannot hold out"):
         split_holdout(episodes, 4)
+
+
+def test_train_command_passes_the_encoder_options_to_the_model(tmp_path):
+    from heisd_ros.cli import main
+
+    out = tmp_path / "bundle"
+    assert main(["train", "--data", "synthetic:2:12", "--bundle", str(out), "--steps", "2", "--batch-size", "8",
+                 "--holdout", "1", "--keypoints", "8", "--coord-channels", "--image-size", "32", "--quiet"]) == 0
+    cfg = json.loads((out / "vla" / "config.json").read_text())
+    assert (cfg["keypoints"], cfg["coord_channels"], cfg["image_size"]) == (8, True, 32)
+    model = SmallVLA.load(out / "vla")
+    assert model.cfg.embed_dim == 2 * 8 * len(model.cfg.cameras) + model.cfg.proprio_dim
