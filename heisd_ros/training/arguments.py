@@ -45,6 +45,9 @@ def add_vla_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--proprio-noise", type=float, default=0.0,
                    help="std of noise on the standardised proprio vector in training (default 0); > 0 stops the "
                         "network reciting demonstrations from the EE path instead of looking at the cameras")
+    g.add_argument("--proprio-noise-features", nargs="+", default=None, metavar="FEATURE",
+                   help="the proprio features that get --proprio-noise (default: all but 'gripper'); names: "
+                        "ee_x ee_y ee_z r11 r21 r31 r12 r22 r32 gripper")
     g.add_argument("--joints", nargs="*", default=None, help="joint names for the retrieval bins (default: all recorded)")
 
 

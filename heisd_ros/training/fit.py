@@ -46,6 +46,8 @@ class FitConfig:
     threads: int = 1
     label_sigma: float = 0.0  # bins; > 0: Gaussian soft targets around the demonstrated bin (see soft_cross_entropy)
     proprio_noise: float = 0.0  # std of Gaussian noise added to the normalised proprio vector during training
+    # the proprio features that get that noise (None: every feature but the gripper; see proprio_noise_mask)
+    proprio_noise_features: list[str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "threads"):
@@ -59,6 +61,10 @@ class FitConfig:
             raise InvalidInputError(f"label_sigma must be in [0, 64] bins, got {self.label_sigma}")
         if self.shift < 0 or self.warmup < 0:
             raise InvalidInputError("shift and warmup must be >= 0")
+        if self.proprio_noise_features is not None:
+            unknown = sorted(set(self.proprio_noise_features) - set(PROPRIO_FEATURES))
+            if unknown or not self.proprio_noise_features:
+                raise InvalidInputError(f"proprio_noise_features must be names from {list(PROPRIO_FEATURES)}, got {self.proprio_noise_features!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,16 +96,19 @@ def _lr(cfg: FitConfig, step: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def proprio_noise_mask(dim: int) -> torch.Tensor:
-    """1 for the proprio features that get training noise, 0 for the gripper value.
+def proprio_noise_mask(dim: int, features: list[str] | None = None) -> torch.Tensor:
+    """1 for the proprio features that get training noise, 0 for the rest.
 
-    Why not the gripper: whether the fingers have closed is the only signal that a
-    grasp is done (the arm is still while they close); noised, the policy grasped
-    and then waited forever.
+    Default (``features`` None): every feature but the gripper value. Why not the
+    gripper: whether the fingers have closed is the only signal that a grasp is done
+    (the arm is still while they close); noised, the policy grasped and then waited
+    forever. ``features`` names them instead (e.g. only the EE position, so the
+    policy still knows how far its own wrist has turned).
     """
     if dim != len(PROPRIO_FEATURES):
         return torch.ones(dim)
-    return torch.tensor([0.0 if name == "gripper" else 1.0 for name in PROPRIO_FEATURES])
+    chosen = set(features) if features is not None else {name for name in PROPRIO_FEATURES if name != "gripper"}
+    return torch.tensor([1.0 if name in chosen else 0.0 for name in PROPRIO_FEATURES])
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -160,7 +169,7 @@ def fit(model: SmallVLA, data: FrameSet, targets: np.ndarray, cfg: FitConfig, de
     model.train()
     tail = max(1, cfg.steps // 10)
     weights = task_balanced_weights(data)
-    noise_mask = proprio_noise_mask(model.cfg.proprio_dim)
+    noise_mask = proprio_noise_mask(model.cfg.proprio_dim, cfg.proprio_noise_features)
     losses, accs = [], []
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0)
     for step in bar:

@@ -71,7 +71,8 @@ def run_train(args: argparse.Namespace, bundle: Path) -> dict:
                     conv_channels=list(args.conv_channels), coord_channels=args.coord_channels,
                     keypoints=args.keypoints)
     fit_cfg = FitConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                        label_sigma=args.label_sigma, proprio_noise=args.proprio_noise)
+                        label_sigma=args.label_sigma, proprio_noise=args.proprio_noise,
+                        proprio_noise_features=args.proprio_noise_features)
     info = train_vla(train, bundle, cfg, fit_cfg, joint_names=args.joints, progress=not args.quiet)
     info["heldout_per_task"] = args.holdout
     info["seconds"] = time.perf_counter() - started

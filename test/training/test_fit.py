@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from heisd_ros.core.errors import InvalidInputError
-from heisd_ros.training.fit import FitConfig, soft_cross_entropy
+from heisd_ros.training.fit import FitConfig, proprio_noise_mask, soft_cross_entropy
+from heisd_ros.vla.inputs import PROPRIO_FEATURES
 
 
 def test_soft_cross_entropy_is_plain_cross_entropy_at_sigma_zero():
@@ -34,6 +35,15 @@ def test_soft_targets_reward_a_near_miss_over_a_far_miss():
 def test_out_of_range_regularisers_are_rejected(kw, name):
     with pytest.raises(InvalidInputError, match=name):
         FitConfig(**kw)
+
+
+def test_proprio_noise_goes_to_the_named_features_only():
+    default = proprio_noise_mask(len(PROPRIO_FEATURES))
+    assert default[PROPRIO_FEATURES.index("gripper")] == 0 and default.sum() == len(PROPRIO_FEATURES) - 1
+    position = proprio_noise_mask(len(PROPRIO_FEATURES), ["ee_x", "ee_y", "ee_z"])
+    assert [name for name, m in zip(PROPRIO_FEATURES, position.tolist()) if m] == ["ee_x", "ee_y", "ee_z"]
+    with pytest.raises(InvalidInputError, match="proprio_noise_features"):
+        FitConfig(proprio_noise_features=["ee_w"])
 
 
 def test_cli_help_does_not_import_torch():
