@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="std of Gaussian noise on the executed arm actions, normalised units (default 0); the "
                         "bag records the expert's own actions, so demonstrations show recoveries (DART)")
+    p.add_argument("--noise-correlation", type=float, default=0.0, metavar="STEPS",
+                   help="correlation time of the action noise in control steps (default 0: white noise); e.g. 10 "
+                        "makes the arm drift for about half a second before the expert corrects it")
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing: measure the expert's success rate over the episodes, without cameras")
     p.set_defaults(func=run)
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         config = CollectConfig(task=args.task, episodes=args.episodes, out=args.out, seed=args.seed,
                                cameras=None if args.cameras is None else tuple(args.cameras),
                                image_size=args.image_size, workers=args.workers, max_steps=args.max_steps,
-                               storage=args.storage, action_noise=args.action_noise)
+                               storage=args.storage, action_noise=args.action_noise,
+                               noise_correlation=args.noise_correlation)
     except ValueError as exc:
         log.error("%s", exc)
         return 2

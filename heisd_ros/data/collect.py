@@ -41,17 +41,29 @@ class CollectConfig:
     max_steps: int | None = None
     storage: str = "mcap"
     action_noise: float = 0.0  # DART-style: std of noise on the executed arm action; labels stay the expert's
+    noise_correlation: float = 0.0  # correlation time of that noise in control steps (0: white noise)
 
     def __post_init__(self) -> None:
         get_task(self.task)
         if not (self.action_noise >= 0 and self.action_noise < 1):
             raise ValueError(f"action_noise must be in [0, 1), got {self.action_noise}")
+        if not (0 <= self.noise_correlation <= 1000):
+            raise ValueError(f"noise_correlation must be in [0, 1000] control steps, got {self.noise_correlation}")
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+
+    def noise_record(self) -> dict:
+        """The sidecar's record of the noise (empty for clean demonstrations)."""
+        if not self.action_noise:
+            return {}
+        record = {"action_noise": self.action_noise}
+        if self.noise_correlation:
+            record["noise_correlation"] = self.noise_correlation
+        return record
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -156,7 +168,8 @@ def record_episode(config: CollectConfig, seed: int) -> EpisodeRecord:
             if action is not None:
                 writer.write_action(obs.step, action)
 
-        result = run_expert_episode(env, expert, seed, config.max_steps, observer=observe, action_noise=config.action_noise)
+        result = run_expert_episode(env, expert, seed, config.max_steps, observer=observe, action_noise=config.action_noise,
+                                    noise_correlation=config.noise_correlation)
         topics = {JOINT_STATES: "sensor_msgs/msg/JointState", INSTRUCTION: "std_msgs/msg/String",
                   ACTION: "heisd_msgs/msg/ActionChunk"}
         topics.update({image_topic(v): "sensor_msgs/msg/Image" for v in config.views})
@@ -167,7 +180,7 @@ def record_episode(config: CollectConfig, seed: int) -> EpisodeRecord:
             expert_version=EXPERT_VERSION, cameras=list(config.views), image_size=config.image_size,
             arms=list(env.arms), action_names=list(env.action_space.names), joint_names=list(env.joint_names),
             storage=config.storage, topics=topics, wall_s=result.wall_s, bag_bytes=0,
-            extra={"action_noise": config.action_noise} if config.action_noise else {},
+            extra=config.noise_record(),
         )
         writer.close({k: v for k, v in asdict(record).items()
                       if k in ("task", "seed", "success", "robot", "control_rate", "steps", "expert_version")})
@@ -187,7 +200,7 @@ def _record_in_worker(args: tuple[CollectConfig, int]) -> EpisodeRecord:
 def pending_seeds(config: CollectConfig) -> list[int]:
     """Seeds whose episode is not complete yet.
 
-    A complete episode recorded with another ``action_noise`` is not silently kept:
+    A complete episode recorded with another ``action_noise`` or ``noise_correlation`` is not silently kept:
     ValueError names it (resuming must not mix clean and perturbed demonstrations).
     """
     pending = []
@@ -196,10 +209,11 @@ def pending_seeds(config: CollectConfig) -> list[int]:
         if not is_complete(bag):
             pending.append(s)
             continue
-        recorded = float(read_sidecar(bag).get("extra", {}).get("action_noise", 0.0))
-        if recorded != config.action_noise:
-            raise ValueError(f"{bag} was recorded with action_noise {recorded}, not {config.action_noise}; "
-                             "use another --out or --seed")
+        extra = read_sidecar(bag).get("extra", {})
+        recorded = (float(extra.get("action_noise", 0.0)), float(extra.get("noise_correlation", 0.0)))
+        if recorded != (config.action_noise, config.noise_correlation if config.action_noise else 0.0):
+            raise ValueError(f"{bag} was recorded with action_noise {recorded[0]} and noise_correlation {recorded[1]}, "
+                             f"not {config.action_noise} and {config.noise_correlation}; use another --out or --seed")
     return pending
 
 

@@ -31,7 +31,8 @@ class EpisodeResult:
 
 
 def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps: int | None = None,
-                       observer: Observer | None = None, action_noise: float = 0.0) -> EpisodeResult:
+                       observer: Observer | None = None, action_noise: float = 0.0,
+                       noise_correlation: float = 0.0) -> EpisodeResult:
     """Reset with ``seed`` and let the expert act until its plan ends (plus a few settle steps) or
     ``max_steps``; success is the task's success flag at the last step.
 
@@ -44,9 +45,19 @@ def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps:
     little off the expert's path, and the recorded labels show how the expert corrects
     them: what a cloned policy needs to recover from its own small errors, and from a
     relaxed-acceptance decoder's.
+
+    noise_correlation: correlation time of that noise in control steps (0: white
+    noise, a fresh draw every step). White noise is corrected as soon as it is made,
+    so the robot never strays far; an AR(1) process with correlation time T
+    (n_t = rho n_{t-1} + sqrt(1 - rho^2) e_t, rho = exp(-1/T), same std) pushes it
+    the same way for about T steps, and the demonstrations then show recoveries from
+    the larger drifts a cloned policy makes (a wrist turned tens of degrees off).
     """
     if not np.isfinite(action_noise) or action_noise < 0:
         raise ValueError(f"action_noise must be a finite number >= 0, got {action_noise}")
+    if not np.isfinite(noise_correlation) or noise_correlation < 0:
+        raise ValueError(f"noise_correlation must be a finite number >= 0 (control steps), got {noise_correlation}")
+    rho = float(np.exp(-1.0 / noise_correlation)) if noise_correlation > 0 else 0.0
     space = env.action_space
     arm_dims = np.ones(space.dim)
     arm_dims[space.gripper_dims] = 0.0
@@ -58,12 +69,14 @@ def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps:
     obs = env.reset(seed)
     expert.reset(obs, seed)
     settle = SETTLE_STEPS
+    noise = noise_rng.normal(0.0, action_noise, space.dim) if action_noise > 0 else np.zeros(space.dim)
     while obs.step < limit and settle > 0:
         action = expert.act(obs)
         if observer is not None:
             observer(obs, action)
         if action_noise > 0:
-            action = np.clip(action + arm_dims * noise_rng.normal(0.0, action_noise, action.shape), space.low, space.high)
+            action = np.clip(action + arm_dims * noise, space.low, space.high)
+            noise = rho * noise + np.sqrt(1.0 - rho**2) * noise_rng.normal(0.0, action_noise, space.dim)
         obs = env.step(action)
         if expert.done:
             settle -= 1

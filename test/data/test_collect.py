@@ -58,8 +58,10 @@ def test_rerun_skips_complete_and_rewrites_interrupted_episodes(tmp_path: Path) 
     assert [p.name for p in list_episodes(tmp_path)] == ["lift_seed00007", "lift_seed00008", "lift_seed00009"]
     assert list_episodes(tmp_path, task="nut") == []
     # resuming with action noise must not keep the clean episodes as if they were perturbed
-    with pytest.raises(ValueError, match="recorded with action_noise 0.0, not 0.1"):
+    with pytest.raises(ValueError, match="recorded with action_noise 0.0 and noise_correlation 0.0, not 0.1"):
         pending_seeds(dataclasses.replace(cfg, action_noise=0.1))
+    with pytest.raises(ValueError, match="not 0.1 and 10"):
+        pending_seeds(dataclasses.replace(cfg, action_noise=0.1, noise_correlation=10.0))
 
 
 def test_bad_configs_are_rejected(tmp_path: Path) -> None:
@@ -71,6 +73,11 @@ def test_bad_configs_are_rejected(tmp_path: Path) -> None:
         CollectConfig(task="lift", episodes=1, out=tmp_path, workers=0)
     with pytest.raises(ValueError, match="action_noise"):
         CollectConfig(task="lift", episodes=1, out=tmp_path, action_noise=-0.1)
+    with pytest.raises(ValueError, match="noise_correlation"):
+        CollectConfig(task="lift", episodes=1, out=tmp_path, action_noise=0.1, noise_correlation=-1.0)
+    assert CollectConfig(task="lift", episodes=1, out=tmp_path, action_noise=0.2, noise_correlation=10.0).noise_record() == \
+        {"action_noise": 0.2, "noise_correlation": 10.0}
+    assert CollectConfig(task="lift", episodes=1, out=tmp_path).noise_record() == {}
 
 
 def test_cli_collects_sqlite3_bags(tmp_path: Path) -> None:

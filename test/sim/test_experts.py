@@ -80,6 +80,39 @@ def test_action_noise_perturbs_the_executed_action_but_records_the_experts_corre
             run_expert_episode(env, expert, 3, action_noise=-0.1)
 
 
+def lag1_autocorrelation(x: np.ndarray) -> float:
+    x = x - x.mean()
+    return float((x[1:] * x[:-1]).sum() / (x * x).sum())
+
+
+def test_correlated_action_noise_pushes_the_arm_the_same_way_for_several_steps() -> None:
+    """AR(1) noise with correlation time 10 steps: lag-1 autocorrelation exp(-1/10) = 0.90 (white: about 0)."""
+    with SimEnv("lift", cameras=()) as env:
+        expert = make_expert("lift", env.action_space, env.control_rate)
+        correlation = {}
+        for steps in (0.0, 10.0):
+            labels, executed = [], []
+            step = env.step
+
+            def spy(action, step=step, executed=executed):  # noqa: ANN001
+                executed.append(np.array(action))
+                return step(action)
+
+            env.step = spy
+            try:
+                run_expert_episode(env, expert, 4, max_steps=80, observer=lambda o, a, labels=labels: a is not None and labels.append(a.copy()),
+                                   action_noise=0.05, noise_correlation=steps)
+            finally:
+                del env.step
+            diff = np.array(executed) - np.array(labels)
+            correlation[steps] = np.mean([lag1_autocorrelation(diff[:, d]) for d in range(6)])
+            np.testing.assert_array_equal(diff[:, 6], 0.0)
+        assert abs(correlation[0.0]) < 0.3
+        assert correlation[10.0] > 0.7
+        with pytest.raises(ValueError, match="noise_correlation"):
+            run_expert_episode(env, expert, 3, action_noise=0.1, noise_correlation=-2.0)
+
+
 def test_every_task_has_an_expert_and_unknown_ones_are_rejected() -> None:
     from heisd_ros.sim.tasks import TASKS
 
