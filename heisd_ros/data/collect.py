@@ -60,9 +60,9 @@ class CollectConfig:
         """The sidecar's record of the noise (empty for clean demonstrations)."""
         if not self.action_noise:
             return {}
-        record = {"action_noise": self.action_noise}
+        record = {"action_noise": float(self.action_noise)}
         if self.noise_correlation:
-            record["noise_correlation"] = self.noise_correlation
+            record["noise_correlation"] = float(self.noise_correlation)
         return record
 
     @property
@@ -210,10 +210,11 @@ def pending_seeds(config: CollectConfig) -> list[int]:
             pending.append(s)
             continue
         extra = read_sidecar(bag).get("extra", {})
-        recorded = (float(extra.get("action_noise", 0.0)), float(extra.get("noise_correlation", 0.0)))
-        if recorded != (config.action_noise, config.noise_correlation if config.action_noise else 0.0):
-            raise ValueError(f"{bag} was recorded with action_noise {recorded[0]} and noise_correlation {recorded[1]}, "
-                             f"not {config.action_noise} and {config.noise_correlation}; use another --out or --seed")
+        recorded = {k: float(extra[k]) for k in ("action_noise", "noise_correlation") if k in extra}
+        if recorded != config.noise_record():
+            raise ValueError(f"{bag} was recorded with action_noise {recorded.get('action_noise', 0.0)} and noise_correlation "
+                             f"{recorded.get('noise_correlation', 0.0)}, not {config.action_noise} and {config.noise_correlation}; "
+                             "use another --out or --seed")
     return pending
 
 

@@ -48,26 +48,32 @@ def test_transport_is_faster_than_contact_segments_and_seeds_vary_the_motion() -
 
 
 @pytest.mark.sim
+def spied_episode(env: SimEnv, expert, seed: int, **kw):  # noqa: ANN001
+    """run_expert_episode, also returning the recorded labels, the executed actions and the EE positions."""
+    labels, executed, positions = [], [], []
+    step = env.step
+
+    def spy(action):  # noqa: ANN001
+        executed.append(np.array(action))
+        return step(action)
+
+    def observe(obs, action) -> None:  # noqa: ANN001
+        positions.append(obs.ee_poses["right"].position.copy())
+        if action is not None:
+            labels.append(action.copy())
+
+    env.step = spy
+    try:
+        result = run_expert_episode(env, expert, seed, observer=observe, **kw)
+    finally:
+        del env.step
+    return result, np.array(labels), np.array(executed), np.array(positions)
+
+
 def test_action_noise_perturbs_the_executed_action_but_records_the_experts_correction() -> None:
     with SimEnv("lift", cameras=()) as env:
         expert = make_expert("lift", env.action_space, env.control_rate)
-        runs = {}
-        for sigma in (0.0, 0.1):
-            labels, executed, positions = [], [], []
-            step = env.step
-
-            def spy(action, step=step, executed=executed):  # noqa: ANN001
-                executed.append(np.array(action))
-                return step(action)
-
-            env.step = spy
-            try:
-                result = run_expert_episode(env, expert, 3, observer=lambda o, a, labels=labels, positions=positions: (
-                    positions.append(o.ee_poses["right"].position.copy()), a is not None and labels.append(a.copy())),
-                    action_noise=sigma)
-            finally:
-                del env.step
-            runs[sigma] = (result, np.array(labels), np.array(executed), np.array(positions))
+        runs = {sigma: spied_episode(env, expert, 3, action_noise=sigma) for sigma in (0.0, 0.1)}
         clean, noisy = runs[0.0], runs[0.1]
         assert clean[0].success and noisy[0].success
         np.testing.assert_array_equal(clean[1], clean[2])  # no noise: what is recorded is what ran
@@ -91,20 +97,8 @@ def test_correlated_action_noise_pushes_the_arm_the_same_way_for_several_steps()
         expert = make_expert("lift", env.action_space, env.control_rate)
         correlation = {}
         for steps in (0.0, 10.0):
-            labels, executed = [], []
-            step = env.step
-
-            def spy(action, step=step, executed=executed):  # noqa: ANN001
-                executed.append(np.array(action))
-                return step(action)
-
-            env.step = spy
-            try:
-                run_expert_episode(env, expert, 4, max_steps=80, observer=lambda o, a, labels=labels: a is not None and labels.append(a.copy()),
-                                   action_noise=0.05, noise_correlation=steps)
-            finally:
-                del env.step
-            diff = np.array(executed) - np.array(labels)
+            _, labels, executed, _ = spied_episode(env, expert, 4, max_steps=80, action_noise=0.05, noise_correlation=steps)
+            diff = executed - labels
             correlation[steps] = np.mean([lag1_autocorrelation(diff[:, d]) for d in range(6)])
             np.testing.assert_array_equal(diff[:, 6], 0.0)
         assert abs(correlation[0.0]) < 0.3
