@@ -47,7 +47,6 @@ def test_transport_is_faster_than_contact_segments_and_seeds_vary_the_motion() -
     assert not np.allclose(paths[0][:n], paths[1][:n], atol=1e-3)
 
 
-@pytest.mark.sim
 def spied_episode(env: SimEnv, expert, seed: int, **kw):  # noqa: ANN001
     """run_expert_episode, also returning the recorded labels, the executed actions and the EE positions."""
     labels, executed, positions = [], [], []
@@ -70,6 +69,7 @@ def spied_episode(env: SimEnv, expert, seed: int, **kw):  # noqa: ANN001
     return result, np.array(labels), np.array(executed), np.array(positions)
 
 
+@pytest.mark.sim
 def test_action_noise_perturbs_the_executed_action_but_records_the_experts_correction() -> None:
     with SimEnv("lift", cameras=()) as env:
         expert = make_expert("lift", env.action_space, env.control_rate)
@@ -91,6 +91,7 @@ def lag1_autocorrelation(x: np.ndarray) -> float:
     return float((x[1:] * x[:-1]).sum() / (x * x).sum())
 
 
+@pytest.mark.sim
 def test_correlated_action_noise_pushes_the_arm_the_same_way_for_several_steps() -> None:
     """AR(1) noise with correlation time 10 steps: lag-1 autocorrelation exp(-1/10) = 0.90 (white: about 0)."""
     with SimEnv("lift", cameras=()) as env:
