@@ -25,6 +25,7 @@ from heisd_ros.sim.tasks import get_task
 
 SIDECAR = "episode.json"
 PARTIAL_DIR = ".partial"
+NOISE_FIELDS = ("action_noise", "noise_correlation")  # what a bag's sidecar records of the DART noise
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,7 @@ class CollectConfig:
         """The sidecar's record of the noise (empty for clean demonstrations)."""
         if not self.action_noise:
             return {}
-        record = {"action_noise": float(self.action_noise)}
-        if self.noise_correlation:
-            record["noise_correlation"] = float(self.noise_correlation)
-        return record
+        return {k: float(getattr(self, k)) for k in NOISE_FIELDS if getattr(self, k)}
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -210,7 +208,7 @@ def pending_seeds(config: CollectConfig) -> list[int]:
             pending.append(s)
             continue
         extra = read_sidecar(bag).get("extra", {})
-        recorded = {k: float(extra[k]) for k in ("action_noise", "noise_correlation") if k in extra}
+        recorded = {k: float(extra[k]) for k in NOISE_FIELDS if k in extra}
         if recorded != config.noise_record():
             raise ValueError(f"{bag} was recorded with action_noise {recorded.get('action_noise', 0.0)} and noise_correlation "
                              f"{recorded.get('noise_correlation', 0.0)}, not {config.action_noise} and {config.noise_correlation}; "

@@ -58,6 +58,7 @@ def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps:
     if not np.isfinite(noise_correlation) or noise_correlation < 0:
         raise ValueError(f"noise_correlation must be a finite number >= 0 (control steps), got {noise_correlation}")
     rho = float(np.exp(-1.0 / noise_correlation)) if noise_correlation > 0 else 0.0
+    innovation = np.sqrt(1.0 - rho**2)  # keeps the AR(1) noise's std at action_noise
     space = env.action_space
     arm_dims = np.ones(space.dim)
     arm_dims[space.gripper_dims] = 0.0
@@ -76,7 +77,7 @@ def run_expert_episode(env: SimEnv, expert: SegmentExpert, seed: int, max_steps:
             observer(obs, action)
         if action_noise > 0:
             action = np.clip(action + arm_dims * noise, space.low, space.high)
-            noise = rho * noise + np.sqrt(1.0 - rho**2) * noise_rng.normal(0.0, action_noise, space.dim)
+            noise = rho * noise + innovation * noise_rng.normal(0.0, action_noise, space.dim)
         obs = env.step(action)
         if expert.done:
             settle -= 1
