@@ -10,20 +10,34 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-FASTDDS_PROFILE = Path(__file__).with_name("fastdds_profile.xml")
+FASTDDS_PROFILE = Path(__file__).with_name("fastdds_profile.xml")  # any discovery range: fast discovery only
+FASTDDS_LOCALHOST_PROFILE = Path(__file__).with_name("fastdds_localhost.xml")  # loopback UDP, no shared memory
+_OWN_PROFILES = {str(FASTDDS_PROFILE), str(FASTDDS_LOCALHOST_PROFILE)}
 
 
 def graph_environment(domain_id: int | None = None, base: Mapping[str, str] | None = None,
                       localhost_only: bool = True) -> dict[str, str]:
-    """A copy of ``base`` (default: os.environ) set up for one node graph."""
+    """A copy of ``base`` (default: os.environ) set up for one node graph.
+
+    Localhost-only (the default) uses the package's loopback profile: UDP on 127.0.0.1,
+    no shared-memory transport, whose segments a killed process leaves behind (see
+    fastdds_localhost.xml). A Fast DDS profile of the user's own in
+    FASTDDS_DEFAULT_PROFILES_FILE is kept, and then rmw's LOCALHOST range confines it.
+    """
     env = dict(os.environ if base is None else base)
     if domain_id is not None:
         if not 0 <= domain_id <= 101:
             raise ValueError(f"ROS_DOMAIN_ID must be in 0..101, got {domain_id}")
         env["ROS_DOMAIN_ID"] = str(domain_id)
-    if localhost_only:
+    users_profile = env.get("FASTDDS_DEFAULT_PROFILES_FILE") not in _OWN_PROFILES | {None, ""}
+    if localhost_only and not users_profile:
+        # rmw_fastrtps's LOCALHOST range would add shared memory back: the profile decides
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_LOCALHOST_PROFILE)
+    elif localhost_only:
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
+    elif not users_profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

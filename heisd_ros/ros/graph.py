@@ -157,6 +157,9 @@ class NodeGraph:
             if not running:
                 break
             log.warning("still running after %s: %s", sig.name, ", ".join(n.name for n in running))
+            if sig == signal.SIGINT:  # where a lingering node was, for the report
+                for n in running:
+                    log.warning("%s, last output:\n  %s", n.name, "\n  ".join(n.output[-8:]) or "(none)")
         return {n.name: (n.process.returncode if n.process else None) for n in self.nodes}
 
     def process(self, name: str) -> subprocess.Popen:

@@ -19,7 +19,9 @@ class BackgroundSpinner:
         while not self._stop.is_set():
             self.executor.spin_once(timeout_sec=self._period)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop spinning; False when the thread or the executor's work did not finish in time
+        (the thread is a daemon: it cannot keep the process alive)."""
         self._stop.set()
         self._thread.join(timeout=timeout_s)
-        self.executor.shutdown()
+        return self.executor.shutdown(timeout_sec=timeout_s) and not self._thread.is_alive()

@@ -39,6 +39,12 @@ def robot_joints(b):
     return b.joint_names + list(getattr(b.interface.inputs, "gripper_joints", []))
 
 
+def shm_mappings(pid: int) -> list[str]:
+    """The Fast DDS shared-memory segments a process has mapped."""
+    with open(f"/proc/{pid}/maps") as f:
+        return sorted({line.split()[-1] for line in f if "/dev/shm/fastdds" in line})
+
+
 def fresh(chunks):
     return [m for _, m in chunks if m.source != ActionChunk.SOURCE_HOLD]
 
@@ -61,10 +67,14 @@ def test_graph_publishes_verified_actions_at_the_control_rate(ros_node, tiny_bun
         switched = len(robot.chunks)
         wait_for(lambda: len(fresh(robot.chunks[switched:])) >= 10, 60, "10 chunks after the switch")
         after = fresh(robot.chunks[switched:])
+        # no process of the graph, nor this one, talks over Fast DDS shared memory (the loopback
+        # profile): a node killed by a test would leave its segments, where a later process can block
+        shm = {name: shm_mappings(graph.process(name).pid) for name in DEFAULT_NODES} | {"test": shm_mappings(os.getpid())}
     finally:
         robot.stop()
         codes = graph.stop()
     assert all(c == 0 for c in codes.values()), codes
+    assert not any(shm.values()), shm
     stamps = np.array([t for t, _ in window])
     period = np.diff(stamps)
     assert len(window) >= 45, f"{len(window)} chunks in 3 s at 20 Hz"
