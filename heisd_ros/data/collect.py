@@ -198,8 +198,9 @@ def _record_in_worker(args: tuple[CollectConfig, int]) -> EpisodeRecord:
 def pending_seeds(config: CollectConfig) -> list[int]:
     """Seeds whose episode is not complete yet.
 
-    A complete episode recorded with another ``action_noise`` or ``noise_correlation`` is not silently kept:
-    ValueError names it (resuming must not mix clean and perturbed demonstrations).
+    A complete episode recorded with another ``action_noise`` or ``noise_correlation``, or by another
+    version of the expert, is not silently kept: ValueError names it (resuming must not mix clean and
+    perturbed demonstrations, or two experts' motions).
     """
     pending = []
     for s in config.seeds():
@@ -207,7 +208,12 @@ def pending_seeds(config: CollectConfig) -> list[int]:
         if not is_complete(bag):
             pending.append(s)
             continue
-        extra = read_sidecar(bag).get("extra", {})
+        sidecar = read_sidecar(bag)
+        if sidecar.get("expert_version") != EXPERT_VERSION:
+            raise ValueError(f"{bag} was recorded by expert version {sidecar.get('expert_version')}, this is version "
+                             f"{EXPERT_VERSION} (heisd_ros/sim/experts.py): its demonstrations move differently; "
+                             "use another --out")
+        extra = sidecar.get("extra", {})
         recorded = {k: float(extra[k]) for k in NOISE_FIELDS if k in extra}
         if recorded != config.noise_record():
             raise ValueError(f"{bag} was recorded with action_noise {recorded.get('action_noise', 0.0)} and noise_correlation "

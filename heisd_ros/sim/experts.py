@@ -16,7 +16,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from heisd_ros.sim.env import ActionSpace, SimObservation
 
-EXPERT_VERSION = "2"  # 2: the humanoid expert grips half-way, slides in above the table, watches the raise
+EXPERT_VERSION = "3"  # 2: the humanoid expert grips half-way, slides in above the table, watches the raise; 3: the lift expert squares up at the hover point
 
 TRANSPORT_SPEED = 0.25  # m/s
 FINE_SPEED = 0.05  # m/s
@@ -245,11 +245,16 @@ class PandaPickPlaceExpert(SegmentExpert):
         super().__init__(action_space, control_rate, panda_frame())
 
     def pick(self, label: str, grasp_yaws: Callable[[np.ndarray], list[float]], grasp_dz: float = 0.0,
-             hover: float = 0.10, site: str | None = None) -> list[Segment]:
+             hover: float = 0.10, site: str | None = None, square_at_hover: bool = False) -> list[Segment]:
         """Hover over the object, descend slowly, close, lift slowly.
 
         ``grasp_yaws`` maps the object's quaternion to the gripper yaws that grasp it;
         the one whose fingers point away from the nearest other object is used.
+        ``square_at_hover``: keep the wrist's yaw on the way over and turn to the grasp
+        yaw only at the hover point. Why: a policy learning from these demonstrations
+        then decides which way to turn where the wrist camera shows the object's faces
+        from close up, and every frame of the turn shows how much is left; turning in
+        flight puts that decision in frames where the object is a few pixels wide.
         """
         key = site or label
         hover = hover + self.uniform(-0.01, 0.02)
@@ -262,9 +267,14 @@ class PandaPickPlaceExpert(SegmentExpert):
                 chosen["yaw"] = clearest_yaw(options, label, obs, here(obs)[1])
             return chosen["yaw"]
 
+        def hover_point(obs: SimObservation) -> np.ndarray:
+            return obs.object_poses[key].position + np.array([0.0, 0.0, hover + grasp_dz]) + jitter
+
         def above(obs: SimObservation) -> tuple[np.ndarray, float]:
-            p = obs.object_poses[key].position
-            return p + np.array([0.0, 0.0, hover + grasp_dz]) + jitter, grasp_yaw(obs)
+            return hover_point(obs), here(obs)[1] if square_at_hover else grasp_yaw(obs)
+
+        def squared(obs: SimObservation) -> tuple[np.ndarray, float]:
+            return hover_point(obs), grasp_yaw(obs)
 
         def aligned(obs: SimObservation) -> tuple[np.ndarray, float]:
             p = obs.object_poses[key].position
@@ -279,6 +289,7 @@ class PandaPickPlaceExpert(SegmentExpert):
 
         return [
             Segment(f"approach {label}", above, -1.0, tolerance=0.02),
+            *([Segment(f"square {label}", squared, -1.0, fine=True, tolerance=0.006)] if square_at_hover else []),
             Segment(f"align {label}", aligned, -1.0, fine=True, tolerance=0.006),
             Segment(f"descend {label}", grasp, -1.0, fine=True, tolerance=0.006),
             hold(f"grasp {label}", lambda o: here(o), 1.0, 10),
@@ -327,7 +338,7 @@ class LiftExpert(PandaPickPlaceExpert):
 
         return [
             hold("settle", lambda o: here(o), -1.0, 3),
-            *self.pick("cube", lambda q: box_yaws(q, np.pi / 2)),
+            *self.pick("cube", lambda q: box_yaws(q, np.pi / 2), square_at_hover=True),
             Segment("raise cube", raised, 1.0, tolerance=0.02, hold_steps=5),
         ]
 

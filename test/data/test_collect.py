@@ -1,8 +1,8 @@
 """heisd collect: bag + sidecar per episode, resumable, CLI wiring (real simulator, state only)."""
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,11 @@ def test_rerun_skips_complete_and_rewrites_interrupted_episodes(tmp_path: Path) 
         pending_seeds(dataclasses.replace(cfg, action_noise=0.1))
     with pytest.raises(ValueError, match="not 0.1 and 10"):
         pending_seeds(dataclasses.replace(cfg, action_noise=0.1, noise_correlation=10.0))
+    # nor episodes of an older expert, whose motions differ
+    sidecar = json.loads(done.read_text())
+    done.write_text(json.dumps({**sidecar, "expert_version": "2"}))
+    with pytest.raises(ValueError, match="recorded by expert version 2, this is version"):
+        pending_seeds(cfg)
 
 
 def test_bad_configs_are_rejected(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from heisd_ros.sim.env import SimEnv
 from heisd_ros.sim.episodes import run_expert_episode
-from heisd_ros.sim.experts import EXPERTS, box_yaws, make_expert, min_jerk, squaring_yaw, wrap
+from heisd_ros.sim.experts import EXPERTS, box_yaws, make_expert, min_jerk, squaring_yaw, wrap, yaw_of, yaw_of_gripper
 
 # (task, seeds): a few per task keeps the default suite short; measure_experts does 50.
 CASES = [("lift", (0, 1)), ("nut", (0,)), ("sort", (0,)), ("humanoid_lift", (2,))]
@@ -45,6 +45,33 @@ def test_transport_is_faster_than_contact_segments_and_seeds_vary_the_motion() -
     assert transport > 0.1 and contact < 0.06 and transport > 2.5 * contact
     n = min(len(p) for p in paths)
     assert not np.allclose(paths[0][:n], paths[1][:n], atol=1e-3)
+
+
+@pytest.mark.sim
+def test_lift_expert_keeps_its_yaw_in_flight_and_squares_up_over_the_cube() -> None:
+    """The turn to the cube's faces happens at the hover point, where the wrist camera sees them up close."""
+    with SimEnv("lift", cameras=()) as env:
+        expert = make_expert("lift", env.action_space, env.control_rate)
+        yaws: dict[str, list[float]] = {}
+        cube: list[float] = []
+
+        def observe(obs, action) -> None:  # noqa: ANN001
+            if expert.segment_name:
+                yaws.setdefault(expert.segment_name, []).append(yaw_of_gripper(obs.ee_poses["right"].orientation))
+            cube.append(yaw_of(obs.object_poses["cube"].orientation))
+
+        assert run_expert_episode(env, expert, 3, observer=observe).success
+    names = list(yaws)
+    assert names.index("approach cube") < names.index("square cube") < names.index("align cube")
+    approach, square = np.degrees(np.ptp(yaws["approach cube"])), np.degrees(np.ptp(yaws["square cube"]))
+    assert approach < 3.0 and square > 10.0, (approach, square)
+
+    def face_error(yaw: float) -> float:
+        return float(np.degrees(abs(wrap(yaw - cube[0], np.pi / 2))))
+
+    # the turn goes the short way to the nearest face and is finished before the descent
+    assert face_error(yaws["square cube"][-1]) < 0.5 * face_error(yaws["square cube"][0])
+    assert face_error(yaws["descend cube"][0]) < 1.5
 
 
 def spied_episode(env: SimEnv, expert, seed: int, **kw):  # noqa: ANN001
