@@ -7,6 +7,8 @@
 #   2. heisd build-bundle: train the VLA, distil the drafter, build the retrieval cache,
 #      calibrate the fused metric and tau on held-out demonstrations (2 per task),
 #      then evaluate AR closed loop on held-out seeds 1000+ (never training seeds).
+# The lift expert (heisd_ros/sim/experts.py, expert version 3) squares the wrist up at
+# the hover point; the VLA sees 96 px camera images (docs/evaluation.md says why).
 # Seeded and resumable (heisd collect skips complete episodes). Run from the repository root:
 #   scripts/build_default_bundle.sh            # DATA=/tmp/heisd_default_demos OUT=heisd_ros/bundles/default
 set -euo pipefail
@@ -21,7 +23,7 @@ start=$(date +%s)
 "$HEISD" collect --task sort --episodes 12 --seed 0 --out "$DATA"
 collected=$(date +%s)
 "$HEISD" build-bundle --data "$DATA" --out "$OUT" --force --tasks lift nut sort --holdout 2 \
-  --steps ${STEPS:-10000} --batch-size 64 --seed 0 --proprio-noise ${PROPRIO_NOISE:-0.5} --drafter-steps 1500 --drafter-seed 1 --max-error ${MAX_ERROR:-9} \
+  --steps ${STEPS:-10000} --batch-size 64 --seed 0 --proprio-noise ${PROPRIO_NOISE:-0.5} --image-size ${IMAGE_SIZE:-96} --drafter-steps 1500 --drafter-seed 1 --max-error ${MAX_ERROR:-9} \
   --eval-episodes $EVAL_EPISODES --eval-seed-start 1000 --eval-methods ar
 end=$(date +%s)
 echo "collection: $(( (collected - start) / 60 )) min, bundle build + evaluation: $(( (end - collected) / 60 )) min"
