@@ -14,7 +14,7 @@ import os
 import pytest
 
 HANG_S = float(os.environ.get("HEISD_TEST_HANG_S", 900.0))  # well past the 600 s per-test timeout: only a test that timeout cannot stop
-_real_stderr = None
+_real_stderr = None  # set by pytest_configure, before any test runs
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,10 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    if _real_stderr is not None:
-        faulthandler.dump_traceback_later(HANG_S, exit=True, file=_real_stderr)
+    faulthandler.dump_traceback_later(HANG_S, exit=True, file=_real_stderr)
     try:
         yield
     finally:
-        if _real_stderr is not None:
-            faulthandler.cancel_dump_traceback_later()
+        faulthandler.cancel_dump_traceback_later()

@@ -29,15 +29,12 @@ def graph_environment(domain_id: int | None = None, base: Mapping[str, str] | No
         if not 0 <= domain_id <= 101:
             raise ValueError(f"ROS_DOMAIN_ID must be in 0..101, got {domain_id}")
         env["ROS_DOMAIN_ID"] = str(domain_id)
-    users_profile = env.get("FASTDDS_DEFAULT_PROFILES_FILE") not in _OWN_PROFILES | {None, ""}
-    if localhost_only and not users_profile:
-        # rmw_fastrtps's LOCALHOST range would add shared memory back: the profile decides
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_LOCALHOST_PROFILE)
-    elif localhost_only:
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    elif not users_profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    ours = env.get("FASTDDS_DEFAULT_PROFILES_FILE") in _OWN_PROFILES | {None, ""}  # not a profile of the user's
+    if ours:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_LOCALHOST_PROFILE if localhost_only else FASTDDS_PROFILE)
+    if localhost_only:
+        # rmw_fastrtps's LOCALHOST range adds shared memory back: with our loopback profile, the profile decides
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT" if ours else "LOCALHOST"
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
