@@ -24,7 +24,7 @@ from heisd_ros.bundle.format import (
     read_json,
     verify,
 )
-from heisd_ros.core.decoding import build_decoder
+from heisd_ros.core.decoding import build_decoder, skip_guard_dims
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.fused_metric import MetricConfig
@@ -127,6 +127,8 @@ class Bundle:
         ``skip_count`` (with a schedule name: the fixed schedule's skips per verified
         step, the adaptive one's most), ``block_sum_threshold`` / ``block_max_threshold``
         (block acceptance, default 45 / 25 bins),
+        ``skip_guard`` (heisd: "gripper", the default, verifies a skip that would open or
+        close a gripper; "none" is the reference behaviour; HybridDecoder),
         ``relax_radius`` (drafter token-relaxed acceptance, default 9), ``top_k``
         (retrieved candidates, default 5), ``acceptance`` (retrieval mode, default
         "block"), ``emit`` (tokens at accepted positions, AcceptanceConfig.emit:
@@ -137,12 +139,14 @@ class Bundle:
             raise InvalidInputError(f"unknown decoding method {method!r}; expected one of {METHODS}")
         block_keys = {"block_sum_threshold", "block_max_threshold"}
         allowed = {"ar": set(), "drafter": {"relax_radius", "emit"}, "retrieval": {"top_k", "acceptance", "emit"} | block_keys,
-                   "heisd": {"tau", "skip_schedule", "skip_count", "relax_radius", "top_k", "acceptance", "emit"} | block_keys}[method]
+                   "heisd": {"tau", "skip_schedule", "skip_count", "skip_guard", "relax_radius", "top_k", "acceptance", "emit"} | block_keys}[method]
         unknown = set(overrides) - allowed
         if unknown:
             raise InvalidInputError(f"method {method!r} takes overrides {sorted(allowed)}, got unknown {sorted(unknown)}")
-        options = {k: v for k, v in overrides.items() if k not in ("tau", "top_k")}
+        options = {k: v for k, v in overrides.items() if k not in ("tau", "top_k", "skip_guard")}
         options.setdefault("emit", "verifier" if method == "heisd" else "draft")
+        if method == "heisd":
+            options["skip_guard_dims"] = skip_guard_dims(overrides.get("skip_guard", "gripper"), self.action_names)
         return build_decoder(method, self.vla, lambda: ModelDrafter(self.drafter_model),
                              lambda: RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5))),
                              float(overrides.get("tau", self.metric.tau)), **options)

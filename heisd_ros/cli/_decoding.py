@@ -16,6 +16,33 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default 1: on a shared or busy CPU more threads can be 40x slower)")
 
 
+def add_option_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--option", dest="options", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="a decoder setting for one method (repeatable), e.g. heisd.skip_guard=none, "
+                        "heisd.skip_count=1, drafter.relax_radius=2; keys as Bundle.make_decoder takes them")
+
+
+def parse_options(options: list[str], methods: list[str], command: str) -> dict[str, dict[str, Any]]:
+    """``["heisd.skip_count=1"]`` -> ``{"heisd": {"skip_count": 1}}`` (ints, then floats, else strings)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in options:
+        key, sep, raw = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot or not name or not raw:
+            raise SystemExit(f"heisd {command}: --option {item!r} is not METHOD.KEY=VALUE")
+        if method not in methods:
+            raise SystemExit(f"heisd {command}: --option {item!r} names method {method!r}, not one of {methods}")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        out.setdefault(method, {})[name] = value
+    return out
+
+
 def load_for_decoding(args: argparse.Namespace, command: str) -> tuple[Any, float]:
     """Set torch's threads, load ``args.bundle``; returns (bundle, tau). A bad --threads exits with a message."""
     if args.threads < 1:

@@ -2,8 +2,10 @@
 
 Methods: ar (plain greedy), drafter (drafter SD, token-relaxed r=9), retrieval
 (retrieval SD with block-relaxed acceptance, no verify-skip), heisd (the hybrid:
-fused-metric branch choice, block-relaxed retrieval with 2:1 verify-skip, token-relaxed
-drafter; accepted positions carry the VLA's own tokens, docs/evaluation.md).
+fused-metric branch choice, block-relaxed retrieval with 2:1 verify-skip that never
+opens or closes the gripper unverified, token-relaxed drafter; accepted positions carry
+the VLA's own tokens, docs/evaluation.md). --option changes one method's settings, e.g.
+--option heisd.skip_guard=none (the reference skip) or --option heisd.skip_count=1.
 Timing modes: lockstep (the simulator waits for each action) and realtime (the
 simulator runs at the control rate on the wall clock; ticks without a fresh action
 hold). Writes results.json (docs/results-schema.md) and a report directory
@@ -16,7 +18,7 @@ import argparse
 import time
 from pathlib import Path
 
-from heisd_ros.cli._decoding import add_decoding_args, load_for_decoding
+from heisd_ros.cli._decoding import add_decoding_args, add_option_args, load_for_decoding, parse_options
 from heisd_ros.eval.methods import METHODS, TIMINGS
 
 
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1000, help="first seed; held out from demonstrations (default 1000)")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the task's)")
     add_decoding_args(p)
+    add_option_args(p)
     p.add_argument("--no-deviation", action="store_true", help="skip the AR re-decode that measures deviation")
     p.add_argument("--out", type=Path, default=Path("eval_results"), help="output directory (default eval_results)")
     p.set_defaults(func=run)
@@ -45,17 +48,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise SystemExit("heisd eval: --episodes must be >= 1")
+    options = parse_options(args.options, list(METHODS), "eval")
     bundle, tau = load_for_decoding(args, "eval")
+    options.setdefault("heisd", {}).setdefault("tau", tau)
+    tau = float(options["heisd"]["tau"])
     tasks = args.tasks or sorted(bundle.tasks)
     seeds = list(range(args.seed, args.seed + args.episodes))
     started = time.perf_counter()
     try:
         result = evaluate(bundle, tasks, args.methods, seeds, args.timings, args.max_steps, not args.no_deviation,
-                          overrides={"heisd": {"tau": tau}})
+                          overrides=options)
     except InvalidInputError as exc:
         raise SystemExit(f"heisd eval: {exc}") from None
     setup = {"tasks": tasks, "methods": list(args.methods), "timings": list(args.timings), "seeds": seeds,
-             "max_steps": args.max_steps, "tau": tau, "deviation_measured": not args.no_deviation,
+             "max_steps": args.max_steps, "tau": tau, "options": options, "deviation_measured": not args.no_deviation,
              "threads": args.threads, "wall_s": round(time.perf_counter() - started, 1)}
     notes = ["speedup and latency are per action on this machine's CPU; realtime rows share the CPU between the "
              "simulator and the decoder thread (overrun_tick_fraction: ticks the simulator itself was late)",

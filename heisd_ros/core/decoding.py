@@ -31,13 +31,23 @@ undefined, drafter SD if M <= tau, retrieval SD if M > tau with verify-skip (a s
 step executes the top-1 retrieved actions with no VLA call). The skip schedule resets
 whenever the drafter or AR branch runs. An unusable retrieval (unknown task, empty
 index) falls back to the drafter branch, noted in ``StepResult.note`` and the log.
+
+Gripper guard on verify-skip (``skip_guard_dims``): a skip the schedule grants is
+turned into a verified step when the retrieved chunk would open or close a gripper
+(the command on a guarded dimension crosses 0 relative to the last emitted action).
+Why: a skipped step runs actions from a demonstration frame no model checked, and a
+gripper command is the one discrete, irreversible part of an action. Without the
+guard, closed-loop lift traces showed skips from pre-grasp frames re-opening a closed
+gripper, the next verified step closing it again, and so on: 30-45 grasp attempts per
+failed episode against AR's one (docs/evaluation.md). Arm dimensions stay unguarded;
+an empty tuple is the reference behaviour.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -45,6 +55,7 @@ from heisd_ros.core.acceptance import BlockRule, block_relaxed_accept, strict_ac
 from heisd_ros.core.drafters import Draft, Drafter, DraftRequest, NoDrafter, check_compatible
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import MetricValue, choose_branch
+from heisd_ros.core.joints import gripper_dims
 from heisd_ros.core.model import SupportsPrefillScore, VLAModel
 from heisd_ros.core.observation import Observation
 from heisd_ros.core.stats import Branch, StepStats
@@ -54,6 +65,8 @@ log = logging.getLogger(__name__)
 
 _MODES = ("strict", "token", "block")
 _EMITS = ("draft", "verifier")
+SKIP_GUARDS = ("gripper", "none")
+SKIP_VETO_NOTE = "skip vetoed: the retrieved chunk changes a gripper"
 
 
 @dataclass(frozen=True)
@@ -268,6 +281,7 @@ class HybridDecoder:
         drafter_acceptance: AcceptanceConfig | None = None,
         retrieval_acceptance: AcceptanceConfig | None = None,
         skip_schedule: SkipSchedule | None = None,
+        skip_guard_dims: Sequence[int] = (),
     ) -> None:
         if not np.isfinite(tau):
             raise InvalidInputError(f"tau must be a finite number, got {tau!r}")
@@ -278,6 +292,12 @@ class HybridDecoder:
         self.retrieval_sd = SpeculativeDecoder(model, retrieval_drafter, retrieval_acceptance or AcceptanceConfig("block"))
         self.ar = ARDecoder(model)
         self.skip_schedule = skip_schedule if skip_schedule is not None else FixedSkipSchedule()
+        dims = [int(d) for d in skip_guard_dims]
+        if any(not 0 <= d < model.action_dim for d in dims) or len(set(dims)) != len(dims):
+            raise InvalidInputError(f"skip_guard_dims must be distinct action indices in [0, {model.action_dim}), got {list(skip_guard_dims)}")
+        self.skip_guard_dims = dims
+        self._last_action: np.ndarray | None = None
+        self.vetoed_skips = 0
 
     def step(self, obs: Observation, metric: MetricValue | None = None) -> StepResult:
         """One chunk from the branch the metric selects (AR when metric is None or undefined)."""
@@ -285,16 +305,26 @@ class HybridDecoder:
             raise InvalidInputError(f"metric must be a MetricValue or None, got {type(metric).__name__}")
         branch = Branch.AR if metric is None else choose_branch(metric, self.tau)
         if branch is Branch.RETRIEVAL:
-            return self._retrieval_step(obs)
-        self.skip_schedule.reset()
-        return (self.drafter_sd if branch is Branch.DRAFTER else self.ar).step(obs)
+            result = self._retrieval_step(obs)
+        else:
+            self.skip_schedule.reset()
+            result = (self.drafter_sd if branch is Branch.DRAFTER else self.ar).step(obs)
+        self._last_action = np.asarray(result.actions, dtype=np.float64)[-1].copy()
+        return result
+
+    def _skip_changes_gripper(self, actions: np.ndarray) -> bool:
+        """True when executing ``actions`` (H, D) would open or close a guarded gripper."""
+        if not self.skip_guard_dims or self._last_action is None:
+            return bool(self.skip_guard_dims)  # nothing emitted yet this episode: verify
+        dims = self.skip_guard_dims
+        before = self._last_action[dims] > 0.0
+        return bool(np.any((np.asarray(actions)[:, dims] > 0.0) != before))
 
     def _retrieval_step(self, obs: Observation) -> StepResult:
         start = time.perf_counter()
         obs.validate()
-        sd = self.retrieval_sd
         total = self.model.tokens_per_step
-        draft = sd.drafter.propose(DraftRequest(obs, total))
+        draft = self.retrieval_sd.drafter.propose(DraftRequest(obs, total))
         if draft.empty:
             note = f"{draft.reason}; used the drafter branch"
             log.warning(note)
@@ -306,28 +336,44 @@ class HybridDecoder:
             return result
         full = draft.candidates.shape[1] == total and draft.actions is not None
         if full and self.skip_schedule.should_skip():
+            if self._skip_changes_gripper(draft.actions):
+                self.vetoed_skips += 1
+                return self._verified_retrieval(obs, draft, start, full, SKIP_VETO_NOTE)
             stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=total, candidates=draft.candidates.shape[0])
             stats.retrieval_s = draft.retrieval_s
             stats.total_s = time.perf_counter() - start
             return StepResult(bins=draft.candidates[0].copy(), actions=draft.actions.copy(), stats=stats)
+        return self._verified_retrieval(obs, draft, start, full)
+
+    def _verified_retrieval(self, obs: Observation, draft: Draft, start: float, full: bool, note: str = "") -> StepResult:
+        sd = self.retrieval_sd
         stats = StepStats(branch=Branch.RETRIEVAL)
         bins = self.model.verify(obs, draft, sd.acceptance, stats).bins
         sd.drafter.update(stats.drafted, stats.accepted)
         if full:
-            self.skip_schedule.record(stats.accepted == total)
-        return _finish(self.model, bins, stats, draft, start)
+            self.skip_schedule.record(stats.accepted == self.model.tokens_per_step)
+        return _finish(self.model, bins, stats, draft, start, note)
 
     def reset(self) -> None:
         """New episode: schedules and drafters forget their history."""
+        self._last_action = None
         self.skip_schedule.reset()
         self.drafter_sd.reset()
         self.retrieval_sd.reset()
 
 
+def skip_guard_dims(guard: str, action_names: Sequence[str]) -> list[int]:
+    """The action dimensions HeiSD's verify-skip guard watches: "gripper" (every gripper / hand) or "none"."""
+    if guard not in SKIP_GUARDS:
+        raise InvalidInputError(f"skip_guard must be one of {SKIP_GUARDS}, got {guard!r}")
+    return gripper_dims(action_names) if guard == "gripper" else []
+
+
 def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callable[[], Drafter],
                   retrieval_drafter: Callable[[], Drafter], tau: float, *, relax_radius: int = 9, emit: str = "draft",
                   acceptance: str = "block", block_sum_threshold: int = 45, block_max_threshold: int = 25,
-                  skip_schedule: str | SkipSchedule = "fixed", skip_count: int | None = None):
+                  skip_schedule: str | SkipSchedule = "fixed", skip_count: int | None = None,
+                  skip_guard_dims: Sequence[int] = ()):
     """A decoder by method name ("ar" | "drafter" | "retrieval" | "heisd") and its tunables.
 
     Why one builder: a bundle in this process (``Bundle.make_decoder``) and the
@@ -335,6 +381,7 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     into the same decoder. The drafters are factories, built only for a method that
     drafts. Drafter SD uses token-relaxed acceptance (``relax_radius``); retrieval SD
     uses ``acceptance`` (default block, with the given thresholds); both emit ``emit``.
+    ``skip_guard_dims``: HeiSD's gripper guard on verify-skip (HybridDecoder).
     """
     radius = int(relax_radius)
     token = AcceptanceConfig("token", radius, emit=emit)
@@ -351,4 +398,4 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     schedule = make_skip_schedule(skip_schedule, skip_count) if isinstance(skip_schedule, str) else skip_schedule
     if not isinstance(schedule, SkipSchedule):
         raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
-    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule)
+    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule, skip_guard_dims)

@@ -28,3 +28,8 @@ def pick_by_name(wanted: Sequence[str], names: Sequence[str], values: np.ndarray
     if missing:
         raise JointMismatchError(f"{what} {missing} are missing (got {names})")
     return values[..., [index[n] for n in wanted]]
+
+
+def gripper_dims(action_names: Sequence[str]) -> list[int]:
+    """Indices of the gripper / hand dimensions of an action vector, by name ("gripper" or "hand" in it)."""
+    return [i for i, n in enumerate(action_names) if "gripper" in n or "hand" in n]

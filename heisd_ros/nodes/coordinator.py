@@ -30,7 +30,7 @@ from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_msgs.srv import Draft as DraftSrv
 from heisd_msgs.srv import Retrieve, Verify
 from heisd_ros.core.action_queue import ActionQueue, SafetyFilter
-from heisd_ros.core.decoding import ARDecoder, build_decoder
+from heisd_ros.core.decoding import SKIP_VETO_NOTE, ARDecoder, build_decoder, skip_guard_dims
 from heisd_ros.core.drafters import RetrievalDrafter
 from heisd_ros.core.errors import HeisdError
 from heisd_ros.core.fused_metric import MetricValue
@@ -42,7 +42,7 @@ from heisd_ros.ros.config import camera_topics
 from heisd_ros.ros.convert import MessageError, image_to_rgb8, make_action_chunk, stamp_to_seconds
 from heisd_ros.ros.qos import COMMAND, LATCHED, SENSOR
 
-_REBUILD = {"method", "tau", "skip_schedule", "skip_count", "top_k", "relax_radius", "emit_tokens", "block_sum_threshold", "block_max_threshold"}
+_REBUILD = {"method", "tau", "skip_schedule", "skip_count", "skip_guard", "top_k", "relax_radius", "emit_tokens", "block_sum_threshold", "block_max_threshold"}
 
 
 def metric_from_state(msg: KinematicState) -> MetricValue:
@@ -153,7 +153,8 @@ class CoordinatorNode(HeisdNode):
                              lambda: RetrievalDrafter(self.remote_store, vla, k=p["top_k"]), tau,
                              relax_radius=p["relax_radius"], emit=p["emit_tokens"],
                              block_sum_threshold=p["block_sum_threshold"], block_max_threshold=p["block_max_threshold"],
-                             skip_schedule=p["skip_schedule"], skip_count=p["skip_count"])
+                             skip_schedule=p["skip_schedule"], skip_count=p["skip_count"],
+                             skip_guard_dims=skip_guard_dims(p["skip_guard"], self.bundle.action_names))
 
     def _observation(self):
         """The newest complete, synchronised observation not used yet, or None.
@@ -241,7 +242,9 @@ class CoordinatorNode(HeisdNode):
             latency = time.perf_counter() - start
             self._inference_ms = (self._inference_ms + [latency * 1e3])[-500:]
             self.stats.add(result.stats)
-            if result.note and not isinstance(self.decoder, ARDecoder):  # AR drafts nothing by design
+            if result.note == SKIP_VETO_NOTE:
+                self.count("skip_vetoes")
+            elif result.note and not isinstance(self.decoder, ARDecoder):  # AR drafts nothing by design
                 self.count("fallbacks")
             self.queue.push(result.actions, meta=(result.stats, latency, fused, obs.stamp))
             self.set_status(OK, f"running {self.params['method']}")

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from heisd_ros.core.joints import gripper_dims  # noqa: F401  (re-exported: sim users import it from here)
 from heisd_ros.sim.rendering import select_gl_backend
 from heisd_ros.sim.tasks import TaskSpec, get_task
 
@@ -51,11 +52,6 @@ class ActionSpace:
     def gripper_dims(self) -> list[int]:
         """Indices of the gripper / hand commands (the rest move the arms)."""
         return gripper_dims(self.names)
-
-
-def gripper_dims(action_names: Sequence[str]) -> list[int]:
-    """Indices of the gripper / hand dimensions of an action vector, by name."""
-    return [i for i, n in enumerate(action_names) if "gripper" in n or "hand" in n]
 
 
 @dataclass

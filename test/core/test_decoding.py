@@ -243,6 +243,42 @@ def test_hybrid_verify_skip_executes_retrieved_actions_without_vla(vlas):
     assert branches == [S, S, V, S, D, S]  # the drafter branch restarts the 2:1 cycle
 
 
+def test_gripper_guard_verifies_a_skip_that_would_open_or_close_the_gripper(vlas):
+    vla = vlas[0]
+    obs = make_obs(1)
+    ref = hf_greedy(vla, obs, L)
+    ar_grip = float(vla.tokenizer.decode(ref.reshape(1, 7))[0, 6])
+    assert ar_grip != 0.0
+    same = np.full((1, 7), 0.25)
+    same[0, 6] = math.copysign(0.8, ar_grip)  # keeps the gripper as AR left it
+    flip = same.copy()
+    flip[0, 6] = -same[0, 6]  # opens a closed gripper, or closes an open one
+    S, V = Branch.RETRIEVAL_SKIP, Branch.RETRIEVAL
+    for payload, guard, expected in [(same, [6], [S, S, V]), (flip, [6], [V, V, V]), (flip, [], [S, S, V])]:
+        hybrid = HybridDecoder(vla, ModelDrafter(make_vla(7, hidden=32, layers=1)), FixedDrafter(ref, actions=payload),
+                               tau=0.3, drafter_acceptance=STRICT, retrieval_acceptance=STRICT,
+                               skip_schedule=FixedSkipSchedule(2, 1), skip_guard_dims=guard)
+        assert hybrid.step(obs, metric(None)).stats.branch is Branch.AR
+        results = [hybrid.step(obs, metric(0.9)) for _ in expected]
+        assert [r.stats.branch for r in results] == expected
+        for r in results:
+            if r.stats.branch is V:  # verified: the VLA's own chunk, never the flipping payload
+                np.testing.assert_array_equal(r.bins, ref)
+                assert r.stats.forward_passes >= 1
+        vetoed = 2 if payload is flip and guard else 0
+        assert hybrid.vetoed_skips == vetoed
+        assert sum("gripper" in r.note for r in results) == vetoed
+    # the first chunk of an episode has nothing to compare against, so a guarded skip is verified
+    hybrid = HybridDecoder(vla, NoDrafter(), FixedDrafter(ref, actions=same), tau=0.3, retrieval_acceptance=STRICT,
+                           skip_schedule=FixedSkipSchedule(2, 1), skip_guard_dims=[6])
+    assert hybrid.step(obs, metric(0.9)).stats.branch is V
+    assert hybrid.step(obs, metric(0.9)).stats.branch is S
+    hybrid.reset()
+    assert hybrid.step(obs, metric(0.9)).stats.branch is V
+    with pytest.raises(InvalidInputError, match="skip_guard_dims"):
+        HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3, skip_guard_dims=[7])
+
+
 @pytest.mark.parametrize("problem", ["unknown task", "empty index"])
 def test_hybrid_falls_back_to_drafter_when_retrieval_is_unusable(vlas, caplog, problem):
     vla = vlas[1]

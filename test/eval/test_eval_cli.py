@@ -24,8 +24,9 @@ def test_eval_two_episodes_every_method_both_timings(sim_bundle, tmp_path):
     _, bundle = sim_bundle
     out = tmp_path / "eval"
     assert main(["eval", "--bundle", str(bundle), "--episodes", "2", "--max-steps", "5", "--tau", "0.0",
-                 "--out", str(out)]) == 0
+                 "--option", "heisd.skip_count=1", "--out", str(out)]) == 0
     doc = validate_document(json.loads((out / "results.json").read_text()))
+    assert doc["setup"]["options"] == {"heisd": {"skip_count": 1, "tau": 0.0}}
     rows = {(r["method"], r["timing"]): r for r in doc["results"]}
     assert set(rows) == {(m, t) for m in ("ar", "drafter", "retrieval", "heisd") for t in ("lockstep", "realtime")}
     for (method, timing), r in rows.items():
@@ -66,3 +67,13 @@ def test_eval_refuses_unknown_task(sim_bundle, tmp_path):
     _, bundle = sim_bundle
     with pytest.raises(SystemExit, match="no task 'nut'"):
         main(["eval", "--bundle", str(bundle), "--tasks", "nut", "--episodes", "1", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("option, message", [("heisd.skip_guard", "not METHOD.KEY=VALUE"), ("skip_guard=none", "not METHOD.KEY=VALUE"),
+                                             ("fast.skip_guard=none", "method 'fast'"), ("heisd.warp=9", "unknown \\['warp'\\]"),
+                                             ("heisd.skip_guard=maybe", "skip_guard must be one of")])
+def test_eval_refuses_malformed_or_unknown_options(sim_bundle, tmp_path, option, message):
+    _, bundle = sim_bundle
+    with pytest.raises(SystemExit, match=message):
+        main(["eval", "--bundle", str(bundle), "--methods", "heisd", "--episodes", "1", "--max-steps", "2",
+              "--option", option, "--out", str(tmp_path)])
