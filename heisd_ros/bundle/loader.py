@@ -128,7 +128,9 @@ class Bundle:
         step, the adaptive one's most), ``block_sum_threshold`` / ``block_max_threshold``
         (block acceptance, default 45 / 25 bins),
         ``skip_guard`` (heisd: "gripper", the default, verifies a skip that would open or
-        close a gripper; "none" is the reference behaviour; HybridDecoder),
+        close a gripper; "none" is the reference behaviour; HybridDecoder), ``skip_pick``
+        (heisd: which retrieved candidate a skipped step executes, "top1" as in the
+        reference, or "nearest" to the last verified chunk; measured worse, docs/evaluation.md),
         ``relax_radius`` (drafter token-relaxed acceptance, default 9), ``top_k``
         (retrieved candidates, default 5), ``acceptance`` (retrieval mode, default
         "block"), ``emit`` (tokens at accepted positions, AcceptanceConfig.emit:
@@ -139,7 +141,7 @@ class Bundle:
             raise InvalidInputError(f"unknown decoding method {method!r}; expected one of {METHODS}")
         block_keys = {"block_sum_threshold", "block_max_threshold"}
         allowed = {"ar": set(), "drafter": {"relax_radius", "emit"}, "retrieval": {"top_k", "acceptance", "emit"} | block_keys,
-                   "heisd": {"tau", "skip_schedule", "skip_count", "skip_guard", "relax_radius", "top_k", "acceptance", "emit"} | block_keys}[method]
+                   "heisd": {"tau", "skip_schedule", "skip_count", "skip_guard", "skip_pick", "relax_radius", "top_k", "acceptance", "emit"} | block_keys}[method]
         unknown = set(overrides) - allowed
         if unknown:
             raise InvalidInputError(f"method {method!r} takes overrides {sorted(allowed)}, got unknown {sorted(unknown)}")

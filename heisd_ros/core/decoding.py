@@ -40,7 +40,9 @@ gripper command is the one discrete, irreversible part of an action. Without the
 guard, closed-loop lift traces showed skips from pre-grasp frames re-opening a closed
 gripper, the next verified step closing it again, and so on: 30-45 grasp attempts per
 failed episode against AR's one (docs/evaluation.md). Arm dimensions stay unguarded;
-an empty tuple is the reference behaviour.
+an empty tuple is the reference behaviour. ``skip_pick="nearest"`` makes a skip execute
+the retrieved candidate closest to the last verified chunk instead of the top-1 (an
+ablation: it lifted fewer calibration seeds, docs/evaluation.md).
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 _MODES = ("strict", "token", "block")
 _EMITS = ("draft", "verifier")
 SKIP_GUARDS = ("gripper", "none")
+SKIP_PICKS = ("top1", "nearest")
 SKIP_VETO_NOTE = "skip vetoed: the retrieved chunk changes a gripper"
 
 
@@ -282,6 +285,7 @@ class HybridDecoder:
         retrieval_acceptance: AcceptanceConfig | None = None,
         skip_schedule: SkipSchedule | None = None,
         skip_guard_dims: Sequence[int] = (),
+        skip_pick: str = "top1",
     ) -> None:
         if not np.isfinite(tau):
             raise InvalidInputError(f"tau must be a finite number, got {tau!r}")
@@ -296,7 +300,11 @@ class HybridDecoder:
         if any(not 0 <= d < model.action_dim for d in dims) or len(set(dims)) != len(dims):
             raise InvalidInputError(f"skip_guard_dims must be distinct action indices in [0, {model.action_dim}), got {list(skip_guard_dims)}")
         self.skip_guard_dims = dims
+        if skip_pick not in SKIP_PICKS:
+            raise InvalidInputError(f"skip_pick must be one of {SKIP_PICKS}, got {skip_pick!r}")
+        self.skip_pick = skip_pick
         self._last_action: np.ndarray | None = None
+        self._last_verified: np.ndarray | None = None
         self.vetoed_skips = 0
 
     def step(self, obs: Observation, metric: MetricValue | None = None) -> StepResult:
@@ -310,7 +318,21 @@ class HybridDecoder:
             self.skip_schedule.reset()
             result = (self.drafter_sd if branch is Branch.DRAFTER else self.ar).step(obs)
         self._last_action = np.asarray(result.actions, dtype=np.float64)[-1].copy()
+        if result.stats.branch is not Branch.RETRIEVAL_SKIP:
+            self._last_verified = result.bins
         return result
+
+    def _skip_chunk(self, draft: Draft) -> tuple[np.ndarray, np.ndarray]:
+        """(bins, actions) a skipped step executes: the top-1 retrieved chunk, or with
+        ``skip_pick="nearest"`` the retrieved candidate closest (sum of bin distances) to
+        the last chunk the VLA produced or verified."""
+        if self.skip_pick == "top1" or self._last_verified is None or draft.candidates.shape[0] == 1:
+            return draft.candidates[0].copy(), draft.actions.copy()
+        k = int(np.argmin(np.abs(draft.candidates - self._last_verified[None, :]).sum(axis=1)))
+        if k == 0:
+            return draft.candidates[0].copy(), draft.actions.copy()
+        bins = draft.candidates[k].copy()
+        return bins, self.model.tokenizer.decode(bins.reshape(self.model.horizon, self.model.action_dim))
 
     def _skip_changes_gripper(self, actions: np.ndarray) -> bool:
         """True when executing ``actions`` (H, D) would open or close a guarded gripper."""
@@ -336,13 +358,14 @@ class HybridDecoder:
             return result
         full = draft.candidates.shape[1] == total and draft.actions is not None
         if full and self.skip_schedule.should_skip():
-            if self._skip_changes_gripper(draft.actions):
+            bins, actions = self._skip_chunk(draft)
+            if self._skip_changes_gripper(actions):
                 self.vetoed_skips += 1
                 return self._verified_retrieval(obs, draft, start, full, SKIP_VETO_NOTE)
             stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=total, candidates=draft.candidates.shape[0])
             stats.retrieval_s = draft.retrieval_s
             stats.total_s = time.perf_counter() - start
-            return StepResult(bins=draft.candidates[0].copy(), actions=draft.actions.copy(), stats=stats)
+            return StepResult(bins=bins, actions=actions, stats=stats)
         return self._verified_retrieval(obs, draft, start, full)
 
     def _verified_retrieval(self, obs: Observation, draft: Draft, start: float, full: bool, note: str = "") -> StepResult:
@@ -357,6 +380,7 @@ class HybridDecoder:
     def reset(self) -> None:
         """New episode: schedules and drafters forget their history."""
         self._last_action = None
+        self._last_verified = None
         self.skip_schedule.reset()
         self.drafter_sd.reset()
         self.retrieval_sd.reset()
@@ -373,7 +397,7 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
                   retrieval_drafter: Callable[[], Drafter], tau: float, *, relax_radius: int = 9, emit: str = "draft",
                   acceptance: str = "block", block_sum_threshold: int = 45, block_max_threshold: int = 25,
                   skip_schedule: str | SkipSchedule = "fixed", skip_count: int | None = None,
-                  skip_guard_dims: Sequence[int] = ()):
+                  skip_guard_dims: Sequence[int] = (), skip_pick: str = "top1"):
     """A decoder by method name ("ar" | "drafter" | "retrieval" | "heisd") and its tunables.
 
     Why one builder: a bundle in this process (``Bundle.make_decoder``) and the
@@ -398,4 +422,4 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     schedule = make_skip_schedule(skip_schedule, skip_count) if isinstance(skip_schedule, str) else skip_schedule
     if not isinstance(schedule, SkipSchedule):
         raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
-    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule, skip_guard_dims)
+    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule, skip_guard_dims, skip_pick)

@@ -279,6 +279,27 @@ def test_gripper_guard_verifies_a_skip_that_would_open_or_close_the_gripper(vlas
         HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3, skip_guard_dims=[7])
 
 
+def test_skip_pick_nearest_executes_the_candidate_closest_to_the_last_verified_chunk(vlas):
+    vla = vlas[0]
+    obs = make_obs(2)
+    ref = hf_greedy(vla, obs, L)
+    far = (ref + 40) % N_BINS
+    payload = np.full((1, 7), 0.25)  # the top-1 candidate's stored actions
+    for pick, expected in [("top1", far), ("nearest", ref)]:
+        hybrid = HybridDecoder(vla, NoDrafter(), FixedDrafter(np.stack([far, ref]), actions=payload), tau=0.3,
+                               retrieval_acceptance=STRICT, skip_schedule=FixedSkipSchedule(2, 1), skip_pick=pick)
+        assert hybrid.step(obs, metric(None)).stats.branch is Branch.AR  # the last verified chunk is ref
+        skipped = hybrid.step(obs, metric(0.9))
+        assert skipped.stats.branch is Branch.RETRIEVAL_SKIP
+        np.testing.assert_array_equal(skipped.bins, expected)
+        if pick == "top1":
+            np.testing.assert_array_equal(skipped.actions, payload)
+        else:
+            np.testing.assert_allclose(skipped.actions, vla.tokenizer.decode(ref.reshape(1, 7)))
+    with pytest.raises(InvalidInputError, match="skip_pick"):
+        HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3, skip_pick="closest")
+
+
 @pytest.mark.parametrize("problem", ["unknown task", "empty index"])
 def test_hybrid_falls_back_to_drafter_when_retrieval_is_unusable(vlas, caplog, problem):
     vla = vlas[1]
