@@ -326,21 +326,22 @@ class HybridDecoder:
         """(bins, actions) a skipped step executes: the top-1 retrieved chunk, or with
         ``skip_pick="nearest"`` the retrieved candidate closest (sum of bin distances) to
         the last chunk the VLA produced or verified."""
-        if self.skip_pick == "top1" or self._last_verified is None or draft.candidates.shape[0] == 1:
-            return draft.candidates[0].copy(), draft.actions.copy()
-        k = int(np.argmin(np.abs(draft.candidates - self._last_verified[None, :]).sum(axis=1)))
-        if k == 0:
-            return draft.candidates[0].copy(), draft.actions.copy()
+        k = 0
+        if self.skip_pick == "nearest" and self._last_verified is not None:
+            k = int(np.argmin(np.abs(draft.candidates - self._last_verified).sum(axis=1)))
         bins = draft.candidates[k].copy()
+        if k == 0:  # the retrieved actions themselves, not their bin centres
+            return bins, draft.actions.copy()
         return bins, self.model.tokenizer.decode(bins.reshape(self.model.horizon, self.model.action_dim))
 
     def _skip_changes_gripper(self, actions: np.ndarray) -> bool:
         """True when executing ``actions`` (H, D) would open or close a guarded gripper."""
-        if not self.skip_guard_dims or self._last_action is None:
-            return bool(self.skip_guard_dims)  # nothing emitted yet this episode: verify
         dims = self.skip_guard_dims
-        before = self._last_action[dims] > 0.0
-        return bool(np.any((np.asarray(actions)[:, dims] > 0.0) != before))
+        if not dims:
+            return False
+        if self._last_action is None:  # nothing emitted yet this episode: verify
+            return True
+        return bool(np.any((np.asarray(actions)[:, dims] > 0.0) != (self._last_action[dims] > 0.0)))
 
     def _retrieval_step(self, obs: Observation) -> StepResult:
         start = time.perf_counter()

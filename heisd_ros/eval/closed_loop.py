@@ -27,18 +27,14 @@ from heisd_ros.core.action_queue import ActionQueue
 from heisd_ros.core.decoding import ARDecoder
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import FusedMetric
+from heisd_ros.core.joints import gripper_dims
 from heisd_ros.core.observation import Observation
 from heisd_ros.eval.methods import METHODS, TIMINGS
 from heisd_ros.eval.measures import Meter, MethodRun
 from heisd_ros.eval.rollout import open_env, run_episode
 
-
-
-def hold_dims(action_names: Sequence[str]) -> list[int]:
-    """Dimensions a hold keeps at their last command (grippers, hands); the rest go to zero motion."""
-    from heisd_ros.sim.env import gripper_dims  # light: robosuite is imported only when an env is made
-
-    return gripper_dims(action_names)
+# Dimensions a hold keeps at their last command (grippers, hands); the rest go to zero motion.
+hold_dims = gripper_dims
 
 
 def _ar_reference(bundle) -> Callable[[int, Observation], np.ndarray]:  # noqa: ANN001

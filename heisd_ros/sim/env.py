@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from heisd_ros.core.joints import gripper_dims  # noqa: F401  (re-exported: sim users import it from here)
+from heisd_ros.core.joints import gripper_dims
 from heisd_ros.sim.rendering import select_gl_backend
 from heisd_ros.sim.tasks import TaskSpec, get_task
 
