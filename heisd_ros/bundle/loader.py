@@ -24,7 +24,7 @@ from heisd_ros.bundle.format import (
     read_json,
     verify,
 )
-from heisd_ros.core.decoding import build_decoder, skip_guard_dims
+from heisd_ros.core.decoding import build_decoder, skip_guard_options
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.fused_metric import MetricConfig
@@ -128,7 +128,9 @@ class Bundle:
         step, the adaptive one's most), ``block_sum_threshold`` / ``block_max_threshold``
         (block acceptance, default 45 / 25 bins),
         ``skip_guard`` (heisd: "gripper", the default, verifies a skip that would open or
-        close a gripper; "none" is the reference behaviour; HybridDecoder), ``skip_pick``
+        close a gripper; "block" also verifies a skip whose retrieved chunk fails the block
+        test against the last verified chunk, measured worse; "none" is the reference
+        behaviour; HybridDecoder), ``skip_pick``
         (heisd: which retrieved candidate a skipped step executes, "top1" as in the
         reference, or "nearest" to the last verified chunk; measured worse, docs/evaluation.md),
         ``relax_radius`` (drafter token-relaxed acceptance, default 9), ``top_k``
@@ -148,7 +150,7 @@ class Bundle:
         options = {k: v for k, v in overrides.items() if k not in ("tau", "top_k", "skip_guard")}
         options.setdefault("emit", "verifier" if method == "heisd" else "draft")
         if method == "heisd":
-            options["skip_guard_dims"] = skip_guard_dims(overrides.get("skip_guard", "gripper"), self.action_names)
+            options.update(skip_guard_options(overrides.get("skip_guard", "gripper"), self.action_names))
         return build_decoder(method, self.vla, lambda: ModelDrafter(self.drafter_model),
                              lambda: RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5))),
                              float(overrides.get("tau", self.metric.tau)), **options)

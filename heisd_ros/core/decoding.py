@@ -40,7 +40,18 @@ gripper command is the one discrete, irreversible part of an action. Without the
 guard, closed-loop lift traces showed skips from pre-grasp frames re-opening a closed
 gripper, the next verified step closing it again, and so on: 30-45 grasp attempts per
 failed episode against AR's one (docs/evaluation.md). Arm dimensions stay unguarded;
-an empty tuple is the reference behaviour. ``skip_pick="nearest"`` makes a skip execute
+an empty tuple is the reference behaviour.
+
+Consistency guard (``skip_block_check``, ROS/CLI ``skip_guard=block``, on top of the
+gripper guard): a skip executes the retrieved chunk only if it passes the retrieval
+branch's own block test (HeiSD's sequence-wise relaxed acceptance) against the last
+chunk the VLA produced or verified; otherwise the step is verified. The idea: the VLA's
+target is unknown on a skipped step and its latest verdict is the nearest stand-in. In
+traces it picks out the skips that deviate most from AR (kept skips 2.9 bins from AR's
+re-decode, vetoed ones 19.6), but in closed loop it lifted fewer cubes than the gripper
+guard alone (59/100 against 68/100 on seeds 1100-1199, at 1.38 VLA passes per action
+against 0.84), so it is an option, not the default (docs/evaluation.md).
+``skip_pick="nearest"`` makes a skip execute
 the retrieved candidate closest to the last verified chunk instead of the top-1 (an
 ablation: it lifted fewer calibration seeds, docs/evaluation.md).
 """
@@ -67,9 +78,11 @@ log = logging.getLogger(__name__)
 
 _MODES = ("strict", "token", "block")
 _EMITS = ("draft", "verifier")
-SKIP_GUARDS = ("gripper", "none")
+SKIP_GUARDS = ("gripper", "block", "none")
 SKIP_PICKS = ("top1", "nearest")
 SKIP_VETO_NOTE = "skip vetoed: the retrieved chunk changes a gripper"
+SKIP_BLOCK_VETO_NOTE = "skip vetoed: the retrieved chunk fails the block test against the last verified chunk"
+SKIP_VETO_NOTES = (SKIP_VETO_NOTE, SKIP_BLOCK_VETO_NOTE)
 
 
 @dataclass(frozen=True)
@@ -286,6 +299,7 @@ class HybridDecoder:
         skip_schedule: SkipSchedule | None = None,
         skip_guard_dims: Sequence[int] = (),
         skip_pick: str = "top1",
+        skip_block_check: bool = False,
     ) -> None:
         if not np.isfinite(tau):
             raise InvalidInputError(f"tau must be a finite number, got {tau!r}")
@@ -303,6 +317,7 @@ class HybridDecoder:
         if skip_pick not in SKIP_PICKS:
             raise InvalidInputError(f"skip_pick must be one of {SKIP_PICKS}, got {skip_pick!r}")
         self.skip_pick = skip_pick
+        self.skip_block_check = bool(skip_block_check)
         self._last_action: np.ndarray | None = None
         self._last_verified: np.ndarray | None = None
         self.vetoed_skips = 0
@@ -343,6 +358,16 @@ class HybridDecoder:
             return True
         return bool(np.any((np.asarray(actions)[:, dims] > 0.0) != (self._last_action[dims] > 0.0)))
 
+    def _skip_inconsistent(self, bins: np.ndarray) -> bool:
+        """True when the skip chunk's bins fail the retrieval block test against the last verified chunk."""
+        if not self.skip_block_check:
+            return False
+        if self._last_verified is None or self._last_verified.shape != bins.shape:  # no verdict to compare with: verify
+            return True
+        rule = self.retrieval_sd.acceptance.block_rule
+        decision = block_relaxed_accept(bins, self._last_verified, rule, self.model.action_dim)
+        return decision.accepted < bins.shape[0]
+
     def _retrieval_step(self, obs: Observation) -> StepResult:
         start = time.perf_counter()
         obs.validate()
@@ -363,6 +388,9 @@ class HybridDecoder:
             if self._skip_changes_gripper(actions):
                 self.vetoed_skips += 1
                 return self._verified_retrieval(obs, draft, start, full, SKIP_VETO_NOTE)
+            if self._skip_inconsistent(bins):
+                self.vetoed_skips += 1
+                return self._verified_retrieval(obs, draft, start, full, SKIP_BLOCK_VETO_NOTE)
             stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=total, candidates=draft.candidates.shape[0])
             stats.retrieval_s = draft.retrieval_s
             stats.total_s = time.perf_counter() - start
@@ -388,17 +416,23 @@ class HybridDecoder:
 
 
 def skip_guard_dims(guard: str, action_names: Sequence[str]) -> list[int]:
-    """The action dimensions HeiSD's verify-skip guard watches: "gripper" (every gripper / hand) or "none"."""
+    """The action dimensions HeiSD's verify-skip guard watches: every gripper / hand for "gripper" and "block", none for "none"."""
     if guard not in SKIP_GUARDS:
         raise InvalidInputError(f"skip_guard must be one of {SKIP_GUARDS}, got {guard!r}")
-    return gripper_dims(action_names) if guard == "gripper" else []
+    return gripper_dims(action_names) if guard != "none" else []
+
+
+def skip_guard_options(guard: str, action_names: Sequence[str]) -> dict:
+    """build_decoder keywords for a skip guard name (ROS ``skip_guard``, ``heisd eval --option heisd.skip_guard=``):
+    "gripper" = gripper guard, "block" = gripper guard + consistency check, "none" = the reference skip."""
+    return {"skip_guard_dims": skip_guard_dims(guard, action_names), "skip_block_check": guard == "block"}
 
 
 def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callable[[], Drafter],
                   retrieval_drafter: Callable[[], Drafter], tau: float, *, relax_radius: int = 9, emit: str = "draft",
                   acceptance: str = "block", block_sum_threshold: int = 45, block_max_threshold: int = 25,
                   skip_schedule: str | SkipSchedule = "fixed", skip_count: int | None = None,
-                  skip_guard_dims: Sequence[int] = (), skip_pick: str = "top1"):
+                  skip_guard_dims: Sequence[int] = (), skip_pick: str = "top1", skip_block_check: bool = False):
     """A decoder by method name ("ar" | "drafter" | "retrieval" | "heisd") and its tunables.
 
     Why one builder: a bundle in this process (``Bundle.make_decoder``) and the
@@ -406,7 +440,8 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     into the same decoder. The drafters are factories, built only for a method that
     drafts. Drafter SD uses token-relaxed acceptance (``relax_radius``); retrieval SD
     uses ``acceptance`` (default block, with the given thresholds); both emit ``emit``.
-    ``skip_guard_dims``: HeiSD's gripper guard on verify-skip (HybridDecoder).
+    ``skip_guard_dims`` / ``skip_block_check``: HeiSD's guards on verify-skip (HybridDecoder;
+    ``skip_guard_options`` turns a guard name into both).
     """
     radius = int(relax_radius)
     token = AcceptanceConfig("token", radius, emit=emit)
@@ -423,4 +458,5 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     schedule = make_skip_schedule(skip_schedule, skip_count) if isinstance(skip_schedule, str) else skip_schedule
     if not isinstance(schedule, SkipSchedule):
         raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
-    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule, skip_guard_dims, skip_pick)
+    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule, skip_guard_dims, skip_pick,
+                         skip_block_check)

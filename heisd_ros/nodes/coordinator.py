@@ -30,7 +30,7 @@ from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_msgs.srv import Draft as DraftSrv
 from heisd_msgs.srv import Retrieve, Verify
 from heisd_ros.core.action_queue import ActionQueue, SafetyFilter
-from heisd_ros.core.decoding import SKIP_VETO_NOTE, ARDecoder, build_decoder, skip_guard_dims
+from heisd_ros.core.decoding import SKIP_VETO_NOTES, ARDecoder, build_decoder, skip_guard_options
 from heisd_ros.core.drafters import RetrievalDrafter
 from heisd_ros.core.errors import HeisdError
 from heisd_ros.core.fused_metric import MetricValue
@@ -154,7 +154,7 @@ class CoordinatorNode(HeisdNode):
                              relax_radius=p["relax_radius"], emit=p["emit_tokens"],
                              block_sum_threshold=p["block_sum_threshold"], block_max_threshold=p["block_max_threshold"],
                              skip_schedule=p["skip_schedule"], skip_count=p["skip_count"],
-                             skip_guard_dims=skip_guard_dims(p["skip_guard"], self.bundle.action_names))
+                             **skip_guard_options(p["skip_guard"], self.bundle.action_names))
 
     def _observation(self):
         """The newest complete, synchronised observation not used yet, or None.
@@ -242,7 +242,7 @@ class CoordinatorNode(HeisdNode):
             latency = time.perf_counter() - start
             self._inference_ms = (self._inference_ms + [latency * 1e3])[-500:]
             self.stats.add(result.stats)
-            if result.note == SKIP_VETO_NOTE:
+            if result.note in SKIP_VETO_NOTES:
                 self.count("skip_vetoes")
             elif result.note and not isinstance(self.decoder, ARDecoder):  # AR drafts nothing by design
                 self.count("fallbacks")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from heisd_ros.core.acceptance import BlockRule
-from heisd_ros.core.decoding import AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder
+from heisd_ros.core.decoding import (SKIP_BLOCK_VETO_NOTE, AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder,
+                                     skip_guard_options)
 from heisd_ros.core.drafters import Draft, ModelDrafter, NoDrafter, RetrievalDrafter
 from heisd_ros.core.errors import InvalidInputError
 from heisd_ros.core.fused_metric import MetricValue
@@ -277,6 +278,42 @@ def test_gripper_guard_verifies_a_skip_that_would_open_or_close_the_gripper(vlas
     assert hybrid.step(obs, metric(0.9)).stats.branch is V
     with pytest.raises(InvalidInputError, match="skip_guard_dims"):
         HybridDecoder(vla, NoDrafter(), NoDrafter(), tau=0.3, skip_guard_dims=[7])
+
+
+def test_block_guard_verifies_a_skip_whose_chunk_fails_the_block_test_against_the_last_verified_chunk(vlas):
+    vla = vlas[0]
+    obs = make_obs(3)
+    ref = hf_greedy(vla, obs, L)
+    step = np.where(ref[:6] < N_BINS // 2, 1, -1)  # moves every arm bin towards the middle, so it stays in range
+    near = ref.copy()
+    near[:6] += 4 * step  # block sums 12 < 45, largest 4 < 25: consistent with the last verified chunk
+    far = ref.copy()
+    far[0] += 30 * step[0]  # one position bin 30 away: fails max < 25
+    payload = np.full((1, 7), 0.25)
+    S, V = Branch.RETRIEVAL_SKIP, Branch.RETRIEVAL
+    for candidate, check, expected in [(near, True, S), (far, True, V), (far, False, S)]:
+        hybrid = HybridDecoder(vla, NoDrafter(), FixedDrafter(candidate, actions=payload), tau=0.3,
+                               retrieval_acceptance=STRICT, skip_schedule=FixedSkipSchedule(2, 1), skip_block_check=check)
+        assert hybrid.step(obs, metric(None)).stats.branch is Branch.AR  # the last verified chunk is ref
+        result = hybrid.step(obs, metric(0.9))
+        assert result.stats.branch is expected
+        if expected is V:  # verified instead: the VLA's chunk, the veto counted and noted
+            np.testing.assert_array_equal(result.bins, ref)
+            assert result.stats.forward_passes >= 1
+            assert hybrid.vetoed_skips == 1 and result.note == SKIP_BLOCK_VETO_NOTE
+        else:
+            np.testing.assert_array_equal(result.actions, payload)
+            assert hybrid.vetoed_skips == 0
+    # no verdict yet this episode: the check cannot pass, so the step is verified
+    hybrid = HybridDecoder(vla, NoDrafter(), FixedDrafter(near, actions=payload), tau=0.3,
+                           retrieval_acceptance=STRICT, skip_schedule=FixedSkipSchedule(2, 1), skip_block_check=True)
+    assert hybrid.step(obs, metric(0.9)).note == SKIP_BLOCK_VETO_NOTE
+    names = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
+    assert skip_guard_options("block", names) == {"skip_guard_dims": [6], "skip_block_check": True}
+    assert skip_guard_options("gripper", names) == {"skip_guard_dims": [6], "skip_block_check": False}
+    assert skip_guard_options("none", names) == {"skip_guard_dims": [], "skip_block_check": False}
+    with pytest.raises(InvalidInputError, match="skip_guard"):
+        skip_guard_options("blocks", names)
 
 
 def test_skip_pick_nearest_executes_the_candidate_closest_to_the_last_verified_chunk(vlas):
