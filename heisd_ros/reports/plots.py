@@ -127,7 +127,8 @@ def success_vs_speedup(rows: list[dict], path: Path) -> Path:
         y = r["success_rate"]
         colour = _colour(r["method"], i)
         methods.setdefault(r["method"], colour)
-        ax.errorbar(r["speedup_vs_ar"], y, yerr=[[y - lo], [hi - y]], fmt=markers.get(r["timing"], "^"),
+        # clipped at 0: a results file rounded or written by another tool may put y a hair outside its interval
+        ax.errorbar(r["speedup_vs_ar"], y, yerr=[[max(0.0, y - lo)], [max(0.0, hi - y)]], fmt=markers.get(r["timing"], "^"),
                     color=colour, capsize=3, alpha=0.85)
         if several_tasks:
             ax.annotate(r["task"], (r["speedup_vs_ar"], y), fontsize=7, xytext=(4, 4), textcoords="offset points")

@@ -21,6 +21,8 @@ def test_wilson_interval_matches_reference_values():
     lo, hi = wilson_interval(10, 10)
     assert hi == pytest.approx(1.0) and lo == pytest.approx(0.7225, abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+    for n in (3, 6, 100):  # exactly 0 and 1 at the ends, not the formula's rounding residue
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
     with pytest.raises(InvalidInputError):
         wilson_interval(3, 2)
 
@@ -79,3 +81,12 @@ def test_schema_accepts_a_valid_document_and_names_what_breaks_it():
         breaker(doc)
         with pytest.raises(InvalidInputError, match=message):
             validate_document(doc)
+
+
+def test_success_vs_speedup_draws_rows_with_no_success_or_an_interval_off_by_rounding(tmp_path):
+    from heisd_ros.reports.plots import success_vs_speedup
+    rows = [dict(method="ar", task="nut", timing="lockstep", success_rate=0.0, success_ci95=list(wilson_interval(0, 3)), speedup_vs_ar=1.0),
+            dict(method="heisd", task="nut", timing="lockstep", success_rate=0.0, success_ci95=[5.6e-17, 0.56], speedup_vs_ar=2.4),
+            dict(method="heisd", task="sort", timing="lockstep", success_rate=1.0, success_ci95=[0.44, 0.9999999], speedup_vs_ar=2.1)]
+    path = success_vs_speedup(rows, tmp_path / "s.png")
+    assert path.is_file() and path.stat().st_size > 1000
