@@ -24,7 +24,7 @@ from heisd_ros.bundle.format import (
     read_json,
     verify,
 )
-from heisd_ros.core.decoding import build_decoder, skip_guard_options
+from heisd_ros.core.decoding import SKIP_CONTINUE_FRAMES, build_decoder, skip_guard_options
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.fused_metric import MetricConfig
@@ -131,8 +131,10 @@ class Bundle:
         close a gripper; "block" also verifies a skip whose retrieved chunk fails the block
         test against the last verified chunk, measured worse; "none" is the reference
         behaviour; HybridDecoder), ``skip_pick``
-        (heisd: which retrieved candidate a skipped step executes, "top1" as in the
-        reference, or "nearest" to the last verified chunk; measured worse, docs/evaluation.md),
+        (heisd: what a skipped step executes: "continue", the default, the next frame of the
+        demonstration the latest lookup's top-1 came from; "top1", a fresh lookup's top-1 as
+        in the reference; "nearest", the candidate nearest the last verified chunk;
+        docs/evaluation.md),
         ``relax_radius`` (drafter token-relaxed acceptance, default 9), ``top_k``
         (retrieved candidates, default 5), ``acceptance`` (retrieval mode, default
         "block"), ``emit`` (tokens at accepted positions, AcceptanceConfig.emit:
@@ -149,10 +151,13 @@ class Bundle:
             raise InvalidInputError(f"method {method!r} takes overrides {sorted(allowed)}, got unknown {sorted(unknown)}")
         options = {k: v for k, v in overrides.items() if k not in ("tau", "top_k", "skip_guard")}
         options.setdefault("emit", "verifier" if method == "heisd" else "draft")
+        follow = 0
         if method == "heisd":
             options.update(skip_guard_options(overrides.get("skip_guard", "gripper"), self.action_names))
+            options.setdefault("skip_pick", "continue")
+            follow = SKIP_CONTINUE_FRAMES if options["skip_pick"] == "continue" else 0
         return build_decoder(method, self.vla, lambda: ModelDrafter(self.drafter_model),
-                             lambda: RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5))),
+                             lambda: RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5)), follow=follow),
                              float(overrides.get("tau", self.metric.tau)), **options)
 
 

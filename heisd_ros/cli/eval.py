@@ -2,10 +2,12 @@
 
 Methods: ar (plain greedy), drafter (drafter SD, token-relaxed r=9), retrieval
 (retrieval SD with block-relaxed acceptance, no verify-skip), heisd (the hybrid:
-fused-metric branch choice, block-relaxed retrieval with 2:1 verify-skip that never
-opens or closes the gripper unverified, token-relaxed drafter; accepted positions carry
-the VLA's own tokens, docs/evaluation.md). --option changes one method's settings, e.g.
---option heisd.skip_guard=none (the reference skip) or --option heisd.skip_count=1.
+fused-metric branch choice, block-relaxed retrieval with 2:1 verify-skip, where a
+skipped step continues the demonstration of the latest lookup and never opens or closes
+the gripper unverified, token-relaxed drafter; accepted positions carry the VLA's own
+tokens, docs/evaluation.md). --option changes one method's settings, e.g.
+--option heisd.skip_pick=top1 (the reference skip: a fresh lookup's top-1),
+heisd.skip_guard=none or heisd.skip_count=1.
 Timing modes: lockstep (the simulator waits for each action) and realtime (the
 simulator runs at the control rate on the wall clock; ticks without a fresh action
 hold). Writes results.json (docs/results-schema.md) and a report directory

@@ -51,9 +51,21 @@ traces it picks out the skips that deviate most from AR (kept skips 2.9 bins fro
 re-decode, vetoed ones 19.6), but in closed loop it lifted fewer cubes than the gripper
 guard alone (59/100 against 68/100 on seeds 1100-1199, at 1.38 VLA passes per action
 against 0.84), so it is an option, not the default (docs/evaluation.md).
-``skip_pick="nearest"`` makes a skip execute
-the retrieved candidate closest to the last verified chunk instead of the top-1 (an
-ablation: it lifted fewer calibration seeds, docs/evaluation.md).
+
+What a skipped step executes (``skip_pick``). "top1" (the reference): a fresh lookup on
+the skipped step's observation, and its top-1 chunk. "continue" (the default of
+``Bundle.make_decoder`` and the coordinator): the next frame of the demonstration the
+latest lookup's top-1 came from, with no embedding or lookup at all (the retrieval
+drafter fetches those frames with each lookup, ``RetrievalDrafter(follow=n)``). Why:
+re-retrieving on every skipped step stitches frames of different demonstrations into one
+motion, and closed-loop lift traces showed those replays costing success although random
+noise of the same size costs AR nothing; continuing one demonstration between two
+verifications lifted as many cubes as AR (75/100 on seeds 1100-1199, against 68/100 for
+"top1") and makes skipped steps nearly free (docs/evaluation.md). A granted skip with no
+frame left to continue (the demonstration ended, or the guard vetoed it) is verified;
+the first retrieval step after an AR or drafter step has nothing to continue and uses
+the top-1 as in the reference. "nearest": the retrieved candidate closest to the last
+verified chunk (an ablation: it lifted fewer calibration seeds).
 """
 from __future__ import annotations
 
@@ -79,7 +91,8 @@ log = logging.getLogger(__name__)
 _MODES = ("strict", "token", "block")
 _EMITS = ("draft", "verifier")
 SKIP_GUARDS = ("gripper", "block", "none")
-SKIP_PICKS = ("top1", "nearest")
+SKIP_PICKS = ("top1", "nearest", "continue")
+SKIP_CONTINUE_FRAMES = 16  # frames a lookup fetches for skip_pick="continue": the longest run of skips a ROS skip_count allows
 SKIP_VETO_NOTE = "skip vetoed: the retrieved chunk changes a gripper"
 SKIP_BLOCK_VETO_NOTE = "skip vetoed: the retrieved chunk fails the block test against the last verified chunk"
 SKIP_VETO_NOTES = (SKIP_VETO_NOTE, SKIP_BLOCK_VETO_NOTE)
@@ -316,7 +329,13 @@ class HybridDecoder:
         self.skip_guard_dims = dims
         if skip_pick not in SKIP_PICKS:
             raise InvalidInputError(f"skip_pick must be one of {SKIP_PICKS}, got {skip_pick!r}")
+        if skip_pick == "continue" and not getattr(retrieval_drafter, "follow", 0):
+            raise InvalidInputError("skip_pick='continue' needs a retrieval drafter that fetches the following frames "
+                                    "(RetrievalDrafter(follow=n), n >= 1)")
         self.skip_pick = skip_pick
+        # skip_pick="continue": frames left of the demonstration being continued; None = no lookup yet in this run
+        # of the retrieval branch (the first retrieval step after AR / the drafter uses the top-1)
+        self._following: list[tuple[np.ndarray, np.ndarray]] | None = None
         self.skip_block_check = bool(skip_block_check)
         self._last_action: np.ndarray | None = None
         self._last_verified: np.ndarray | None = None
@@ -332,6 +351,8 @@ class HybridDecoder:
         else:
             self.skip_schedule.reset()
             result = (self.drafter_sd if branch is Branch.DRAFTER else self.ar).step(obs)
+        if result.stats.branch not in (Branch.RETRIEVAL, Branch.RETRIEVAL_SKIP):
+            self._following = None  # the demonstration's position is stale once another branch has acted
         self._last_action = np.asarray(result.actions, dtype=np.float64)[-1].copy()
         if result.stats.branch is not Branch.RETRIEVAL_SKIP:
             self._last_verified = result.bins
@@ -371,18 +392,12 @@ class HybridDecoder:
     def _retrieval_step(self, obs: Observation) -> StepResult:
         start = time.perf_counter()
         obs.validate()
-        total = self.model.tokens_per_step
-        draft = self.retrieval_sd.drafter.propose(DraftRequest(obs, total))
+        if self.skip_pick == "continue" and self._following is not None:
+            return self._continued_step(obs, start)
+        draft = self._lookup(obs)
         if draft.empty:
-            note = f"{draft.reason}; used the drafter branch"
-            log.warning(note)
-            self.skip_schedule.reset()
-            result = self.drafter_sd.step(obs)
-            result.stats.retrieval_s += draft.retrieval_s
-            result.stats.total_s = time.perf_counter() - start
-            result.note = note
-            return result
-        full = draft.candidates.shape[1] == total and draft.actions is not None
+            return self._without_retrieval(obs, draft, start)
+        full = draft.candidates.shape[1] == self.model.tokens_per_step and draft.actions is not None
         if full and self.skip_schedule.should_skip():
             bins, actions = self._skip_chunk(draft)
             if self._skip_changes_gripper(actions):
@@ -391,11 +406,52 @@ class HybridDecoder:
             if self._skip_inconsistent(bins):
                 self.vetoed_skips += 1
                 return self._verified_retrieval(obs, draft, start, full, SKIP_BLOCK_VETO_NOTE)
-            stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=total, candidates=draft.candidates.shape[0])
+            stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=self.model.tokens_per_step, candidates=draft.candidates.shape[0])
             stats.retrieval_s = draft.retrieval_s
             stats.total_s = time.perf_counter() - start
             return StepResult(bins=bins, actions=actions, stats=stats)
         return self._verified_retrieval(obs, draft, start, full)
+
+    def _lookup(self, obs: Observation) -> Draft:
+        """A retrieval draft; with skip_pick="continue" its following frames become the ones to continue."""
+        draft = self.retrieval_sd.drafter.propose(DraftRequest(obs, self.model.tokens_per_step))
+        if self.skip_pick == "continue":
+            self._following = None if draft.empty else list(draft.following)
+        return draft
+
+    def _without_retrieval(self, obs: Observation, draft: Draft, start: float) -> StepResult:
+        """An unusable lookup (unknown task, empty index): this step runs the drafter branch."""
+        note = f"{draft.reason}; used the drafter branch"
+        log.warning(note)
+        self.skip_schedule.reset()
+        result = self.drafter_sd.step(obs)
+        result.stats.retrieval_s += draft.retrieval_s
+        result.stats.total_s = time.perf_counter() - start
+        result.note = note
+        return result
+
+    def _continued_step(self, obs: Observation, start: float) -> StepResult:
+        """skip_pick="continue" after a lookup in this run: a granted skip executes the next frame of the
+        demonstration being continued (no lookup, no VLA call); otherwise (scheduled verification, no frame
+        left, a guard's veto) a fresh lookup is verified and its top-1 becomes the demonstration to continue."""
+        note = ""
+        if self.skip_schedule.should_skip() and self._following:
+            bins, actions = self._following.pop(0)
+            if self._skip_changes_gripper(actions):
+                self.vetoed_skips += 1
+                note = SKIP_VETO_NOTE
+            elif self._skip_inconsistent(bins):
+                self.vetoed_skips += 1
+                note = SKIP_BLOCK_VETO_NOTE
+            else:
+                stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=self.model.tokens_per_step, candidates=1)
+                stats.total_s = time.perf_counter() - start
+                return StepResult(bins=bins.copy(), actions=actions.copy(), stats=stats)
+        draft = self._lookup(obs)
+        if draft.empty:
+            return self._without_retrieval(obs, draft, start)
+        full = draft.candidates.shape[1] == self.model.tokens_per_step and draft.actions is not None
+        return self._verified_retrieval(obs, draft, start, full, note)
 
     def _verified_retrieval(self, obs: Observation, draft: Draft, start: float, full: bool, note: str = "") -> StepResult:
         sd = self.retrieval_sd
@@ -410,6 +466,7 @@ class HybridDecoder:
         """New episode: schedules and drafters forget their history."""
         self._last_action = None
         self._last_verified = None
+        self._following = None
         self.skip_schedule.reset()
         self.drafter_sd.reset()
         self.retrieval_sd.reset()

@@ -10,7 +10,9 @@ much was accepted; they never ask which drafter they hold. Each strategy is one 
 - ``RetrievalDrafter``: the top-K action sequences stored for the nearest
   observations of the same task (RetrievalDatastore, keyed by the VLA's own
   ``embed(obs)`` plus joint positions); its Draft also carries the top-1 hit's actions
-  so verify-skip can execute them without any VLA call.
+  so verify-skip can execute them without any VLA call, and with ``follow=n`` the
+  frames after the top-1 in its demonstration (``Draft.following``), which HeiSD's
+  ``skip_pick="continue"`` executes on the next skipped steps without a lookup.
 
 A drafter that cannot propose (unknown task, empty index) returns an empty Draft with
 a ``reason`` instead of raising, so a hybrid policy can fall back to another branch.
@@ -52,6 +54,7 @@ class Draft:
     draft_s: float = 0.0
     retrieval_s: float = 0.0
     reason: str = ""
+    following: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # retrieval: (bins, actions) of the frames after candidate 0 in its demonstration
 
     @property
     def empty(self) -> bool:
@@ -170,9 +173,11 @@ class RetrievalDrafter:
 
     branch = Branch.RETRIEVAL
 
-    def __init__(self, datastore: RetrievalDatastore, model: VLAModel, k: int = 5, use_joints: bool = True) -> None:
+    def __init__(self, datastore: RetrievalDatastore, model: VLAModel, k: int = 5, use_joints: bool = True, follow: int = 0) -> None:
         if not isinstance(k, int) or k < 1:
             raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
+        if not isinstance(follow, int) or isinstance(follow, bool) or follow < 0:
+            raise InvalidInputError(f"follow must be an integer >= 0, got {follow!r}")
         if datastore.action_dim != model.action_dim:
             raise InvalidInputError(
                 f"datastore stores actions of dimension {datastore.action_dim}, the model emits {model.action_dim}"
@@ -182,6 +187,7 @@ class RetrievalDrafter:
         self.datastore = datastore
         self.model = model
         self.k = k
+        self.follow = follow  # frames after the top-1 in its demonstration, fetched with each lookup (Draft.following)
         self.use_joints = use_joints
         self.action_dim = model.action_dim
         self.n_bins = model.n_bins
@@ -194,7 +200,10 @@ class RetrievalDrafter:
         try:
             with_joints = self.use_joints and len(obs.joint_positions) and self.datastore.has_joints(obs.instruction)
             joints = obs.joint_positions if with_joints else None
-            hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints)
+            if self.follow:
+                hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints, follow=self.follow)
+            else:
+                hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints)
         except (UnknownTaskError, EmptyIndexError) as exc:
             return Draft(retrieval_s=time.perf_counter() - start, reason=f"retrieval unavailable: {exc}")
         if not hits:
@@ -203,7 +212,11 @@ class RetrievalDrafter:
         candidates = np.stack([np.asarray(h.tokens, np.int64).reshape(-1)[:length] for h in hits])
         steps = length // self.action_dim
         actions = np.asarray(hits[0].actions, np.float64)[:steps] if steps else None
-        return Draft(candidates=candidates, actions=actions, retrieval_s=time.perf_counter() - start)
+        following = ()
+        if self.follow and hits[0].following_tokens is not None and length == self.model.tokens_per_step:
+            following = tuple((np.asarray(t, np.int64).reshape(-1)[:length], np.asarray(a, np.float64)[:steps])
+                              for t, a in zip(hits[0].following_tokens, hits[0].following_actions))
+        return Draft(candidates=candidates, actions=actions, retrieval_s=time.perf_counter() - start, following=following)
 
     def update(self, drafted: int, accepted: int) -> None:
         """Stored sequences do not adapt to feedback."""

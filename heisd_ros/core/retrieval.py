@@ -19,7 +19,11 @@ plain query, since ef dominates); only if fewer than k survive does the filter
 callback run. The vector copy costs ``4 * embed_dim`` bytes per entry.
 
 Entries: embedding (key), the (H, D) action chunk and its (H*D,) bin tokens,
-episode and step, and optionally the joint positions. A store on disk is a directory
+episode and step, and optionally the joint positions. ``query(..., follow=n)`` also
+returns, with the top-1 hit, the entries that follow it in its own demonstration
+(steps s + H, s + 2H, ... of the same episode, up to n, stopping at the episode's end):
+HeiSD's verify-skip can then continue that demonstration on skipped steps without
+another lookup (``skip_pick="continue"``, core/decoding.py). A store on disk is a directory
 with one hnswlib index and one ``.npz`` payload per collection and ``manifest.json``
 (format version + sha256 of every file); ``save`` is atomic.
 """
@@ -69,6 +73,8 @@ class RetrievalHit:
     episode: int
     step: int
     scope: str = "collection"
+    following_tokens: np.ndarray | None = None  # (m, H*D): the entries after this one in its episode (query follow)
+    following_actions: np.ndarray | None = None  # (m, H, D)
 
 
 class _Collection:
@@ -95,6 +101,7 @@ class _Collection:
         self.row_bin = np.zeros(self.capacity, dtype=np.int64)
         self.vectors = np.zeros((self.capacity, store.embed_dim), dtype=np.float32)  # as hnswlib stores them
         self.bin_rows: list[list[int]] = []
+        self.row_of: dict[tuple[int, int], int] = {}  # (episode, step) -> row, for query(follow=...)
         # joint bins: key tuple -> small integer id; arrays over ids grow by doubling; keys are
         # stored joint-major so the neighbour scan can narrow down one joint at a time
         self.bin_ids: dict[tuple[int, ...], int] = {}
@@ -139,6 +146,7 @@ class _Collection:
         self.tokens[start:end] = tokens
         self.episodes[start:end] = episodes
         self.steps[start:end] = steps
+        self.row_of.update(zip(zip(self.episodes[start:end].tolist(), self.steps[start:end].tolist()), range(start, end)))
         if self.joint_dim:
             self.joints[start:end] = joints
             keys = np.floor(joints / store.joint_bin_width).astype(np.int64)
@@ -331,10 +339,16 @@ class RetrievalDatastore:
         """Whether the collection of ``task`` stores joint positions (enables the coarse filter)."""
         return bool(self._collection(task).joint_dim)
 
-    def query(self, task: str, embedding, k: int = 5, joint_positions=None) -> list[RetrievalHit]:
-        """Up to k nearest entries of ``task``, ascending distance (see module docstring for the hierarchy)."""
+    def query(self, task: str, embedding, k: int = 5, joint_positions=None, follow: int = 0) -> list[RetrievalHit]:
+        """Up to k nearest entries of ``task``, ascending distance (see module docstring for the hierarchy).
+
+        follow: also return up to this many entries that follow the top-1 hit in its own
+        episode (``following_tokens`` / ``following_actions`` of hits[0]).
+        """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
+        if not isinstance(follow, (int, np.integer)) or isinstance(follow, bool) or follow < 0:
+            raise InvalidInputError(f"follow must be an integer >= 0, got {follow!r}")
         emb = self._embeddings(embedding, 1)
         joints = None if joint_positions is None else np.asarray(joint_positions, dtype=np.float64)
         with self._lock:
@@ -345,7 +359,7 @@ class RetrievalDatastore:
             k = min(int(k), coll.size)
             scope, bins = ("collection", None) if joints is None else self._scope(coll, joints, k)
             labels, dists = self._search(coll, emb, k, bins)
-            return [
+            hits = [
                 RetrievalHit(
                     tokens=coll.tokens[i].copy(),
                     actions=coll.actions[i].copy(),
@@ -356,6 +370,21 @@ class RetrievalDatastore:
                 )
                 for i, dist in zip(labels.tolist(), dists.tolist())
             ]
+            if follow and hits:
+                rows = self._following(coll, hits[0].episode, hits[0].step, int(follow))
+                hits[0].following_tokens = coll.tokens[rows].copy()
+                hits[0].following_actions = coll.actions[rows].copy()
+            return hits
+
+    def _following(self, coll: _Collection, episode: int, step: int, n: int) -> list[int]:
+        """Rows of the entries at steps step + H, step + 2H, ... of ``episode``, up to n, until one is missing."""
+        rows = []
+        for j in range(1, n + 1):
+            row = coll.row_of.get((episode, step + j * self.horizon))
+            if row is None:
+                break
+            rows.append(row)
+        return rows
 
     def _scope(self, coll: _Collection, joints: np.ndarray, k: int) -> tuple[str, np.ndarray | None]:
         """Narrowest joint-bin scope with >= k entries: (name, bin ids, or None for the whole collection)."""

@@ -1,7 +1,7 @@
 """Verify-skip schedules for the retrieval branch (HeiSD mechanism 2).
 
-Inside the retrieval branch some steps execute the top-1 retrieved action with no VLA
-call at all. A schedule decides which. The decoder calls ``should_skip()`` once per
+Inside the retrieval branch some steps execute a retrieved action with no VLA call at
+all (which one: ``HybridDecoder``'s ``skip_pick``). A schedule decides which steps. The decoder calls ``should_skip()`` once per
 retrieval-branch step; when it returns False the step is verified and the decoder
 reports the outcome with ``record(verified_ok)``; ``reset()`` is called whenever the
 drafter or AR branch runs and at the start of an episode.

@@ -149,8 +149,10 @@ class RemoteDatastore:
     def has_joints(self, task: str) -> bool:
         return bool(self.joint_names)
 
-    def query(self, task: str, embedding: np.ndarray, k: int = 5, joint_positions: np.ndarray | None = None) -> list[RetrievalHit]:
-        req = Retrieve.Request(instruction=task, embedding=np.asarray(embedding, np.float32).ravel().tolist(), k=int(k))
+    def query(self, task: str, embedding: np.ndarray, k: int = 5, joint_positions: np.ndarray | None = None,
+              follow: int = 0) -> list[RetrievalHit]:
+        req = Retrieve.Request(instruction=task, embedding=np.asarray(embedding, np.float32).ravel().tolist(), k=int(k),
+                               follow=int(follow))
         if joint_positions is not None:
             req.joint_names = list(self.joint_names)
             req.joint_positions = np.asarray(joint_positions, dtype=np.float64).tolist()
@@ -166,5 +168,10 @@ class RemoteDatastore:
         n, length = int(resp.count), int(resp.sequence_length)
         tokens = np.asarray(resp.tokens, dtype=np.int64).reshape(n, length)
         actions = np.asarray(resp.actions, dtype=np.float64).reshape(n, int(resp.horizon), int(resp.dimension))
-        return [RetrievalHit(tokens=tokens[i], actions=actions[i], distance=float(resp.distances[i]),
+        hits = [RetrievalHit(tokens=tokens[i], actions=actions[i], distance=float(resp.distances[i]),
                              episode=int(resp.episode_ids[i]), step=int(resp.steps[i])) for i in range(n)]
+        if follow and hits:
+            m = int(resp.follow_count)
+            hits[0].following_tokens = np.asarray(resp.follow_tokens, dtype=np.int64).reshape(m, length)
+            hits[0].following_actions = np.asarray(resp.follow_actions, dtype=np.float64).reshape(m, int(resp.horizon), int(resp.dimension))
+        return hits

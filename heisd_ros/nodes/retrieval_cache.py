@@ -1,7 +1,8 @@
 """Retrieval cache: the bundle's hnswlib datastore behind ~/retrieve and ~/insert.
 
 ~/retrieve returns the top-K stored action sequences of the nearest observations
-of the same task (Retrieve.srv); ~/insert adds a verified sequence online when
+of the same task (Retrieve.srv; with ``follow`` also the entries after the top-1 in
+its own episode, which HeiSD's ``skip_pick: continue`` executes on skipped steps); ~/insert adds a verified sequence online when
 ``online_insert`` is true. A grown store is saved atomically on shutdown when
 ``save_on_shutdown`` (to ``save_path``, or back into the bundle).
 """
@@ -52,7 +53,7 @@ class RetrievalCacheNode(HeisdNode):
             if joints is not None and not self.store.has_joints(req.instruction):
                 joints = None
             hits = self.store.query(req.instruction, np.asarray(req.embedding, np.float32), k=max(1, int(req.k)),
-                                    joint_positions=joints)
+                                    joint_positions=joints, follow=int(req.follow))
         except (HeisdError, ValueError, KeyError) as exc:
             self.count("failed_queries")
             resp.success, resp.message = False, f"{type(exc).__name__}: {exc}"
@@ -66,6 +67,10 @@ class RetrievalCacheNode(HeisdNode):
         resp.actions = [float(a) for h in hits for a in np.asarray(h.actions).ravel()]
         resp.episode_ids = [int(h.episode) for h in hits]
         resp.steps = [int(h.step) for h in hits]
+        if hits and hits[0].following_tokens is not None:
+            resp.follow_count = int(hits[0].following_tokens.shape[0])
+            resp.follow_tokens = [int(t) for t in hits[0].following_tokens.ravel()]
+            resp.follow_actions = [float(a) for a in hits[0].following_actions.ravel()]
         resp.latency = time.perf_counter() - start
         self._latency = (self._latency + [resp.latency])[-500:]
         self.count("queries")

@@ -144,6 +144,7 @@ COORDINATOR: tuple[ParamSpec, ...] = COMMON + (
     _p("skip_schedule", "fixed", "Verify-skip schedule in the retrieval branch", choices=("none", "fixed", "adaptive"), dynamic=True),
     _p("skip_count", 2, "Fixed schedule: retrieved actions executed unverified before one verified step; adaptive: the most", range=(0, 16), dynamic=True),
     _p("skip_guard", "gripper", "Verify-skip guard: 'gripper' verifies a skipped step whose retrieved actions would open or close a gripper; 'block' also verifies one whose retrieved chunk fails the block test against the last verified chunk; 'none' skips as scheduled (reference behaviour)", choices=("gripper", "block", "none"), dynamic=True),
+    _p("skip_pick", "continue", "What a skipped step executes: 'continue' = the next frame of the demonstration the latest lookup's top-1 came from (no lookup on the skipped step); 'top1' = a fresh lookup's top-1 (reference); 'nearest' = the retrieved candidate nearest the last verified chunk", choices=("continue", "top1", "nearest"), dynamic=True),
     _p("top_k", 5, "Retrieved candidate sequences verified together", range=(1, 32), dynamic=True),
     _p("relax_radius", 9, "Token-wise relaxed acceptance radius r (drafter branch)", range=(0, 255), unit="bins", dynamic=True),
     _p("emit_tokens", "verifier", "Tokens at accepted draft positions: 'verifier' = the VLA's own greedy token from the verification pass (keeps its small corrections), 'draft' = the drafted token (Spec-VLA / HeiSD paper)", choices=("verifier", "draft"), dynamic=True),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from heisd_ros.core.acceptance import BlockRule
-from heisd_ros.core.decoding import (SKIP_BLOCK_VETO_NOTE, AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder,
+from heisd_ros.core.decoding import (SKIP_BLOCK_VETO_NOTE, SKIP_VETO_NOTE, AcceptanceConfig, ARDecoder, HybridDecoder, SpeculativeDecoder,
                                      skip_guard_options)
 from heisd_ros.core.drafters import Draft, ModelDrafter, NoDrafter, RetrievalDrafter
 from heisd_ros.core.errors import InvalidInputError
@@ -314,6 +314,69 @@ def test_block_guard_verifies_a_skip_whose_chunk_fails_the_block_test_against_th
     assert skip_guard_options("none", names) == {"skip_guard_dims": [], "skip_block_check": False}
     with pytest.raises(InvalidInputError, match="skip_guard"):
         skip_guard_options("blocks", names)
+
+
+class FollowingDrafter(FixedDrafter):
+    """FixedDrafter whose drafts carry the frames after the top-1 in its demonstration; counts lookups."""
+
+    follow = 2
+
+    def __init__(self, candidates, actions, following):
+        super().__init__(candidates, actions)
+        self.following = tuple(following)
+        self.lookups = 0
+
+    def propose(self, request):
+        self.lookups += 1
+        return dataclasses.replace(super().propose(request), following=self.following)
+
+
+def test_skip_pick_continue_skips_along_the_demonstration_of_the_latest_lookup(vlas):
+    vla = vlas[0]
+    obs = make_obs(4)
+    ref = hf_greedy(vla, obs, L)
+    top = (ref + 3) % N_BINS
+    frames = [((ref + 5 + i) % N_BINS, np.full((1, 7), 0.1 * (i + 2))) for i in range(2)]
+    top_actions = np.full((1, 7), 0.05)
+    S, V, D = Branch.RETRIEVAL_SKIP, Branch.RETRIEVAL, Branch.DRAFTER
+    retrieval = FollowingDrafter(top, top_actions, frames)
+    hybrid = HybridDecoder(vla, ModelDrafter(make_vla(7, hidden=32, layers=1)), retrieval, tau=0.3, retrieval_acceptance=STRICT,
+                           skip_schedule=FixedSkipSchedule(2, 1), skip_pick="continue")
+    assert hybrid.step(obs, metric(None)).stats.branch is Branch.AR
+    steps = [(0.9, S, top_actions, 1),  # first retrieval step of the run: a lookup, its top-1
+             (0.9, S, frames[0][1], 1),  # then the next frame of that demonstration, with no lookup
+             (0.9, V, None, 2),  # the scheduled verification looks up afresh
+             (0.9, S, frames[0][1], 2),  # and continues the new lookup's demonstration from its start
+             (0.1, D, None, 2),  # the drafter branch ends the run
+             (0.9, S, top_actions, 3)]  # so the next retrieval step starts from a lookup's top-1 again
+    for value, branch, actions, lookups in steps:
+        before = vla.forward_passes
+        result = hybrid.step(obs, metric(value))
+        assert result.stats.branch is branch and retrieval.lookups == lookups
+        if branch is S:
+            assert vla.forward_passes == before
+            np.testing.assert_array_equal(result.actions, actions)
+        if branch is V:
+            np.testing.assert_array_equal(result.bins, ref)
+    result = hybrid.step(obs, metric(0.9))
+    assert result.stats.branch is S and retrieval.lookups == 3
+    np.testing.assert_array_equal(result.bins, frames[0][0])  # a continued skip carries the frame's bins too
+    # a skip granted with no frame left is verified; a frame that would flip the gripper is vetoed and verified
+    ar_grip = float(vla.tokenizer.decode(ref.reshape(1, 7))[0, 6])
+    flip = np.full((1, 7), 0.2)
+    flip[0, 6] = -math.copysign(0.8, ar_grip)
+    keep = flip.copy()
+    keep[0, 6] = -flip[0, 6]
+    for following, guard, expected in [([frames[0]], (), [S, S, V, V]), ([(top, keep), (top, flip)], [6], [S, S, V, V])]:
+        retrieval = FollowingDrafter(top, keep, following)
+        hybrid = HybridDecoder(vla, NoDrafter(), retrieval, tau=0.3, retrieval_acceptance=STRICT,
+                               skip_schedule=FixedSkipSchedule(3, 1), skip_pick="continue", skip_guard_dims=guard)
+        assert hybrid.step(obs, metric(None)).stats.branch is Branch.AR
+        results = [hybrid.step(obs, metric(0.9)) for _ in expected]
+        assert [r.stats.branch for r in results] == expected
+        assert hybrid.vetoed_skips == (1 if guard else 0) and (results[2].note == SKIP_VETO_NOTE) == bool(guard)
+    with pytest.raises(InvalidInputError, match="follow"):
+        HybridDecoder(vla, NoDrafter(), FixedDrafter(top), tau=0.3, skip_pick="continue")
 
 
 def test_skip_pick_nearest_executes_the_candidate_closest_to_the_last_verified_chunk(vlas):

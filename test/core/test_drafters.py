@@ -53,6 +53,27 @@ def test_retrieval_drafter_finds_own_entry_first(vlas, store):
         assert draft.retrieval_s > 0 and draft.draft_s == 0
 
 
+def test_retrieval_drafter_with_follow_returns_the_frames_after_its_top_hit(vlas):
+    vla = vlas[0]
+    group = [o for o in OBS if o.instruction == OBS[0].instruction]  # one demonstration, steps 0..4
+    tokens = np.stack([hf_greedy(vla, o, 7) for o in group])
+    store = RetrievalDatastore(embed_dim=vla.model.config.hidden_size, horizon=1, action_dim=7)
+    store.build(group[0].instruction, np.stack([vla.embed(o) for o in group]), vla.tokenizer.decode(tokens.reshape(-1, 1, 7)),
+                tokens, np.zeros(len(group), np.int64), np.arange(len(group)), np.stack([o.joint_positions for o in group]))
+    drafter = RetrievalDrafter(store, vla, k=2, follow=2)
+    for i, obs in enumerate(group):
+        draft = drafter.propose(DraftRequest(obs, 7))
+        np.testing.assert_array_equal(draft.candidates[0], tokens[i])
+        after = list(range(i + 1, min(i + 3, len(group))))  # two frames, fewer at the end of the demonstration
+        assert len(draft.following) == len(after)
+        for (bins, actions), j in zip(draft.following, after):
+            np.testing.assert_array_equal(bins, tokens[j])
+            np.testing.assert_allclose(actions, vla.tokenizer.decode(tokens[j].reshape(1, 7)))
+    assert RetrievalDrafter(store, vla).propose(DraftRequest(group[0], 7)).following == ()  # follow=0 by default
+    with pytest.raises(InvalidInputError, match="follow"):
+        RetrievalDrafter(store, vla, follow=-1)
+
+
 def test_retrieval_sd_with_familiar_observations(vlas, store):
     """Own entry on top: strict retrieval SD accepts the whole chunk in one fused prefill + verify pass."""
     vla = vlas[0]

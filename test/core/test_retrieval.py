@@ -138,6 +138,24 @@ def test_insert_then_query_finds_it_and_grows():
     assert len(ds.query("stack", probe, k=500)) == 151  # k larger than the collection
 
 
+def test_follow_returns_the_entries_after_the_top_hit_in_its_own_episode():
+    rng = np.random.default_rng(5)
+    emb, actions, tokens, episodes, steps, _ = entries(300, rng, joints=False)  # episodes of 100 consecutive steps
+    ds = RetrievalDatastore(E, H, D)
+    ds.build("stack", emb[:150], actions[:150], tokens[:150], episodes[:150], steps[:150])
+    for row in range(150, 300):  # online inserts are followed too
+        ds.insert("stack", emb[row], actions[row], tokens[row], int(episodes[row]), int(steps[row]))
+    for row, expected in [(10, [14, 18, 22]), (190, [194, 198]), (97, [])]:  # s + H, s + 2H, ... until the episode ends
+        hits = ds.query("stack", emb[row], k=3, follow=3)
+        assert (hits[0].episode, hits[0].step) == (episodes[row], steps[row])
+        np.testing.assert_array_equal(hits[0].following_tokens, tokens[expected].reshape(len(expected), H * D))
+        np.testing.assert_allclose(hits[0].following_actions, actions[expected].reshape(len(expected), H, D))
+        assert all(h.following_tokens is None for h in hits[1:])  # only the top-1 is followed
+    assert ds.query("stack", emb[10], k=1)[0].following_tokens is None  # follow=0: nothing fetched
+    with pytest.raises(InvalidInputError, match="follow"):
+        ds.query("stack", emb[10], k=1, follow=-1)
+
+
 def test_errors():
     rng = np.random.default_rng(4)
     ds = RetrievalDatastore(E, H, D)
@@ -190,6 +208,8 @@ def test_save_load_round_trip(saved):
             assert [(h.episode, h.step, h.scope) for h in a] == [(h.episode, h.step, h.scope) for h in b]
             assert np.allclose([h.distance for h in a], [h.distance for h in b], atol=1e-5)
             assert all(np.array_equal(x.tokens, y.tokens) and np.array_equal(x.actions, y.actions) for x, y in zip(a, b))
+    a, b = (store.query(TASK, emb[17], k=1, follow=2)[0] for store in (ds, loaded))  # the (episode, step) map is rebuilt on load
+    assert b.following_tokens.shape[0] == a.following_tokens.shape[0] == 2 and np.array_equal(a.following_tokens, b.following_tokens)
     # the loaded store keeps accepting inserts, and can overwrite the saved copy
     assert loaded.insert(TASK, emb[0], np.zeros((H, D)), np.zeros(H * D, int), 99, 0, jp[0]) == 401
     loaded.save(path)

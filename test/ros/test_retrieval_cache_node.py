@@ -50,6 +50,15 @@ def test_retrieve_matches_the_datastore_and_maps_joints_by_name(ros_node, store_
         assert np.array_equal(np.asarray(resp.tokens).reshape(5, 14), np.stack([h.tokens for h in expected]))
         assert np.allclose(np.asarray(resp.actions).reshape(5, 2, 7), np.stack([h.actions for h in expected]))
         assert np.allclose(resp.distances, [h.distance for h in expected], atol=1e-6)
+        assert resp.follow_count == 0 and not resp.follow_tokens  # follow not asked for
+
+        req.follow = 3  # the entries after the top-1 in its own episode (H = 2: steps s + 2, s + 4, s + 6)
+        resp = call(ros_node.node, Retrieve, "/retrieval_cache/retrieve", req)
+        top = store.query(TASK, key, k=5, joint_positions=joints, follow=3)[0]
+        m = top.following_tokens.shape[0]
+        assert resp.success and resp.follow_count == m and m >= 1
+        assert np.array_equal(np.asarray(resp.follow_tokens).reshape(m, 14), top.following_tokens)
+        assert np.allclose(np.asarray(resp.follow_actions).reshape(m, 2, 7), top.following_actions)
 
         bad = call(ros_node.node, Retrieve, "/retrieval_cache/retrieve",
                    Retrieve.Request(instruction="stack the cubes", embedding=key.tolist(), k=5))
