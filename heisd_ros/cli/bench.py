@@ -5,8 +5,8 @@ bundle's drafter as assistant model), hf_prompt_lookup (HF prompt lookup decodin
 drafter (Spec-VLA-style drafter SD), retrieval (REST-style retrieval SD) and heisd.
 Observations: --bags (recorded episodes, default topics) or, without bags, one
 plain-AR closed-loop episode of --steps per task in simulation. Repetition 0 is a
-warm-up (excluded); repetitions are interleaved across methods; min / median / max per
-action. Writes results.json (docs/results-schema.md) and a report directory.
+warm-up (excluded); repetitions are interleaved across methods; mean and min / median /
+max per action; speedup = AR's mean / the method's mean. Writes results.json (docs/results-schema.md) and a report directory.
 """
 from __future__ import annotations
 
@@ -62,16 +62,16 @@ def run(args: argparse.Namespace) -> int:
              "vla_lm_params": sum(p.numel() for p in bundle.vla_net.lm.parameters()),
              "drafter_lm_params": sum(p.numel() for p in bundle.drafter_net.lm.parameters()),
              "wall_s": round(time.perf_counter() - started, 1)}
-    notes = ["latency per action includes the visual prefix encoder for every method; speedup = AR median / method median",
+    notes = ["latency per action includes the visual prefix encoder for every method; speedup = AR mean / method mean",
              "HF baselines get the same prefix embeddings through placeholder ids (heisd_ros/eval/hf_baselines.py)"]
     doc = results_document("bench", bundle, setup, rows, notes=notes)
     path = write_document(doc, args.out / "results.json")
     files = write_report(doc, args.out / "report")
-    print("| method | latency ms min / median / max | speedup (median) | VLA passes / action | exact vs AR |")
-    print("|---|---|---|---|---|")
+    print("| method | latency ms mean | min / median / max | speedup (mean) | VLA passes / action | exact vs AR |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         s = r["latency_spread_ms"]
-        print(f"| {r['method']} | {s['min']:.1f} / {s['median']:.1f} / {s['max']:.1f} | {r['speedup_vs_ar']:.2f}x | "
+        print(f"| {r['method']} | {r['latency_ms']['mean']:.1f} | {s['min']:.1f} / {s['median']:.1f} / {s['max']:.1f} | {r['speedup_vs_ar']:.2f}x | "
               f"{r['vla_forward_passes_per_action']:.2f} | {r['exact_match_vs_ar']:.0%} |")
     print(f"[bench] wrote {path} and {', '.join(str(f) for f in files)}")
     return 0

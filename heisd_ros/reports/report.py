@@ -56,7 +56,7 @@ def write_report(doc: dict, out_dir: Path) -> list[Path]:
         raise InvalidInputError("results document has no 'results' rows to report")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = [plots.latency_cdf(rows, out / "latency_cdf.png"), plots.speedup_bars(rows, out / "speedup.png", "median" if doc.get("command") == "bench" else "mean")]
+    files = [plots.latency_cdf(rows, out / "latency_cdf.png"), plots.speedup_bars(rows, out / "speedup.png", "mean")]
     traces = doc.get("traces") or []
     if traces:
         files.append(plots.branch_timeline(traces[0], out / "branch_timeline.png"))
@@ -68,7 +68,7 @@ def write_report(doc: dict, out_dir: Path) -> list[Path]:
     lines += [f"- {k}: {json.dumps(v) if not isinstance(v, str) else v}" for k, v in setup.items()]
     lines += ["", "## Results", "",
               "Latency per action in ms (mean / p50 / p99); speedup = AR latency / method latency "
-              f"({'median' if doc.get('command') == 'bench' else 'mean'}, same task and timing); deviation = mean |bin - AR bin| / exact-chunk match rate vs AR re-decoding the "
+              f"(mean, same task and timing); deviation = mean |bin - AR bin| / exact-chunk match rate vs AR re-decoding the "
               "same observation; GFLOPs: estimated per action (VLA + drafter decoder passes); held = control ticks "
               "without a fresh action (realtime).", "",
               "| method | task | timing | success | latency ms | speedup | VLA passes / action | mean accepted | "

@@ -49,7 +49,8 @@ def test_bench_cli_table(sim_bundle, tmp_path):
         s = r["latency_spread_ms"]
         assert s["min"] <= s["median"] <= s["max"]
         assert len(r["latency_samples_ms"]) == 2 * n  # warm-up excluded
-        assert r["speedup_vs_ar"] > 0
+        # a ratio of means: medians hide verified steps when most steps are near-free skips
+        assert r["speedup_vs_ar"] == pytest.approx(np.mean(rows["ar"]["latency_samples_ms"]) / np.mean(r["latency_samples_ms"]))
     assert rows["ar"]["speedup_vs_ar"] == pytest.approx(1.0)
     assert rows["hf_generate"]["exact_match_vs_ar"] == 1.0
     assert rows["hf_generate"]["vla_forward_passes_per_action"] == 7.0
