@@ -24,7 +24,7 @@ from heisd_ros.bundle.format import (
     read_json,
     verify,
 )
-from heisd_ros.core.decoding import SKIP_CONTINUE_FRAMES, build_decoder, skip_guard_options
+from heisd_ros.core.decoding import build_decoder, skip_guard_options
 from heisd_ros.core.drafters import ModelDrafter, RetrievalDrafter
 from heisd_ros.core.errors import CorruptFileError, InvalidInputError
 from heisd_ros.core.fused_metric import MetricConfig
@@ -151,13 +151,12 @@ class Bundle:
             raise InvalidInputError(f"method {method!r} takes overrides {sorted(allowed)}, got unknown {sorted(unknown)}")
         options = {k: v for k, v in overrides.items() if k not in ("tau", "top_k", "skip_guard")}
         options.setdefault("emit", "verifier" if method == "heisd" else "draft")
-        follow = 0
         if method == "heisd":
             options.update(skip_guard_options(overrides.get("skip_guard", "gripper"), self.action_names))
             options.setdefault("skip_pick", "continue")
-            follow = SKIP_CONTINUE_FRAMES if options["skip_pick"] == "continue" else 0
+        k = int(overrides.get("top_k", 5))
         return build_decoder(method, self.vla, lambda: ModelDrafter(self.drafter_model),
-                             lambda: RetrievalDrafter(self.datastore, self.vla, k=int(overrides.get("top_k", 5)), follow=follow),
+                             lambda follow=0: RetrievalDrafter(self.datastore, self.vla, k=k, follow=follow),
                              float(overrides.get("tau", self.metric.tau)), **options)
 
 

@@ -397,20 +397,36 @@ class HybridDecoder:
         draft = self._lookup(obs)
         if draft.empty:
             return self._without_retrieval(obs, draft, start)
-        full = draft.candidates.shape[1] == self.model.tokens_per_step and draft.actions is not None
+        full = self._full(draft)
         if full and self.skip_schedule.should_skip():
             bins, actions = self._skip_chunk(draft)
-            if self._skip_changes_gripper(actions):
-                self.vetoed_skips += 1
-                return self._verified_retrieval(obs, draft, start, full, SKIP_VETO_NOTE)
-            if self._skip_inconsistent(bins):
-                self.vetoed_skips += 1
-                return self._verified_retrieval(obs, draft, start, full, SKIP_BLOCK_VETO_NOTE)
-            stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=self.model.tokens_per_step, candidates=draft.candidates.shape[0])
-            stats.retrieval_s = draft.retrieval_s
-            stats.total_s = time.perf_counter() - start
-            return StepResult(bins=bins, actions=actions, stats=stats)
+            veto = self._skip_veto(bins, actions)
+            if veto:
+                return self._verified_retrieval(obs, draft, start, full, veto)
+            return self._skipped(bins, actions, draft.candidates.shape[0], draft.retrieval_s, start)
         return self._verified_retrieval(obs, draft, start, full)
+
+    def _full(self, draft: Draft) -> bool:
+        """Whether a draft covers a whole step and carries actions (only then can it be skipped or scheduled)."""
+        return draft.candidates.shape[1] == self.model.tokens_per_step and draft.actions is not None
+
+    def _skip_veto(self, bins: np.ndarray, actions: np.ndarray) -> str:
+        """The note of the guard that vetoes executing this chunk unverified ("" = none), counted in vetoed_skips."""
+        if self._skip_changes_gripper(actions):
+            note = SKIP_VETO_NOTE
+        elif self._skip_inconsistent(bins):
+            note = SKIP_BLOCK_VETO_NOTE
+        else:
+            return ""
+        self.vetoed_skips += 1
+        return note
+
+    def _skipped(self, bins: np.ndarray, actions: np.ndarray, candidates: int, retrieval_s: float, start: float) -> StepResult:
+        """A verify-skip step: the chunk as retrieved, no VLA call."""
+        stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=self.model.tokens_per_step, candidates=candidates)
+        stats.retrieval_s = retrieval_s
+        stats.total_s = time.perf_counter() - start
+        return StepResult(bins=bins, actions=actions, stats=stats)
 
     def _lookup(self, obs: Observation) -> Draft:
         """A retrieval draft; with skip_pick="continue" its following frames become the ones to continue."""
@@ -436,22 +452,14 @@ class HybridDecoder:
         left, a guard's veto) a fresh lookup is verified and its top-1 becomes the demonstration to continue."""
         note = ""
         if self.skip_schedule.should_skip() and self._following:
-            bins, actions = self._following.pop(0)
-            if self._skip_changes_gripper(actions):
-                self.vetoed_skips += 1
-                note = SKIP_VETO_NOTE
-            elif self._skip_inconsistent(bins):
-                self.vetoed_skips += 1
-                note = SKIP_BLOCK_VETO_NOTE
-            else:
-                stats = StepStats(branch=Branch.RETRIEVAL_SKIP, emitted=self.model.tokens_per_step, candidates=1)
-                stats.total_s = time.perf_counter() - start
-                return StepResult(bins=bins.copy(), actions=actions.copy(), stats=stats)
+            bins, actions = self._following.pop(0)  # owned by this decoder once popped: no copy
+            note = self._skip_veto(bins, actions)
+            if not note:
+                return self._skipped(bins, actions, 1, 0.0, start)
         draft = self._lookup(obs)
         if draft.empty:
             return self._without_retrieval(obs, draft, start)
-        full = draft.candidates.shape[1] == self.model.tokens_per_step and draft.actions is not None
-        return self._verified_retrieval(obs, draft, start, full, note)
+        return self._verified_retrieval(obs, draft, start, self._full(draft), note)
 
     def _verified_retrieval(self, obs: Observation, draft: Draft, start: float, full: bool, note: str = "") -> StepResult:
         sd = self.retrieval_sd
@@ -486,7 +494,7 @@ def skip_guard_options(guard: str, action_names: Sequence[str]) -> dict:
 
 
 def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callable[[], Drafter],
-                  retrieval_drafter: Callable[[], Drafter], tau: float, *, relax_radius: int = 9, emit: str = "draft",
+                  retrieval_drafter: Callable[..., Drafter], tau: float, *, relax_radius: int = 9, emit: str = "draft",
                   acceptance: str = "block", block_sum_threshold: int = 45, block_max_threshold: int = 25,
                   skip_schedule: str | SkipSchedule = "fixed", skip_count: int | None = None,
                   skip_guard_dims: Sequence[int] = (), skip_pick: str = "top1", skip_block_check: bool = False):
@@ -498,7 +506,9 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     drafts. Drafter SD uses token-relaxed acceptance (``relax_radius``); retrieval SD
     uses ``acceptance`` (default block, with the given thresholds); both emit ``emit``.
     ``skip_guard_dims`` / ``skip_block_check``: HeiSD's guards on verify-skip (HybridDecoder;
-    ``skip_guard_options`` turns a guard name into both).
+    ``skip_guard_options`` turns a guard name into both). ``retrieval_drafter`` takes
+    ``follow``: for ``skip_pick="continue"`` it is built to fetch SKIP_CONTINUE_FRAMES
+    frames after each top-1.
     """
     radius = int(relax_radius)
     token = AcceptanceConfig("token", radius, emit=emit)
@@ -515,5 +525,6 @@ def build_decoder(method: str, model: VLAModel | Verifier, model_drafter: Callab
     schedule = make_skip_schedule(skip_schedule, skip_count) if isinstance(skip_schedule, str) else skip_schedule
     if not isinstance(schedule, SkipSchedule):
         raise InvalidInputError(f"skip_schedule must be a SkipSchedule or its name, got {type(schedule).__name__}")
-    return HybridDecoder(model, model_drafter(), retrieval_drafter(), tau, token, retrieval_acc, schedule, skip_guard_dims, skip_pick,
-                         skip_block_check)
+    follow = SKIP_CONTINUE_FRAMES if skip_pick == "continue" else 0
+    return HybridDecoder(model, model_drafter(), retrieval_drafter(follow=follow), tau, token, retrieval_acc, schedule,
+                         skip_guard_dims, skip_pick, skip_block_check)

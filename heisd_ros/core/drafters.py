@@ -200,10 +200,7 @@ class RetrievalDrafter:
         try:
             with_joints = self.use_joints and len(obs.joint_positions) and self.datastore.has_joints(obs.instruction)
             joints = obs.joint_positions if with_joints else None
-            if self.follow:
-                hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints, follow=self.follow)
-            else:
-                hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints)
+            hits = self.datastore.query(obs.instruction, key, k=self.k, joint_positions=joints, follow=self.follow)
         except (UnknownTaskError, EmptyIndexError) as exc:
             return Draft(retrieval_s=time.perf_counter() - start, reason=f"retrieval unavailable: {exc}")
         if not hits:
@@ -213,9 +210,8 @@ class RetrievalDrafter:
         steps = length // self.action_dim
         actions = np.asarray(hits[0].actions, np.float64)[:steps] if steps else None
         following = ()
-        if self.follow and hits[0].following_tokens is not None and length == self.model.tokens_per_step:
-            following = tuple((np.asarray(t, np.int64).reshape(-1)[:length], np.asarray(a, np.float64)[:steps])
-                              for t, a in zip(hits[0].following_tokens, hits[0].following_actions))
+        if hits[0].following_tokens is not None and length == self.model.tokens_per_step:  # whole steps only
+            following = tuple(zip(hits[0].following_tokens, hits[0].following_actions))
         return Draft(candidates=candidates, actions=actions, retrieval_s=time.perf_counter() - start, following=following)
 
     def update(self, drafted: int, accepted: int) -> None:

@@ -30,7 +30,7 @@ from heisd_msgs.msg import ActionChunk, KinematicState
 from heisd_msgs.srv import Draft as DraftSrv
 from heisd_msgs.srv import Retrieve, Verify
 from heisd_ros.core.action_queue import ActionQueue, SafetyFilter
-from heisd_ros.core.decoding import SKIP_CONTINUE_FRAMES, SKIP_VETO_NOTES, ARDecoder, build_decoder, skip_guard_options
+from heisd_ros.core.decoding import SKIP_VETO_NOTES, ARDecoder, build_decoder, skip_guard_options
 from heisd_ros.core.drafters import RetrievalDrafter
 from heisd_ros.core.errors import HeisdError
 from heisd_ros.core.fused_metric import MetricValue
@@ -149,9 +149,8 @@ class CoordinatorNode(HeisdNode):
     def _build_decoder(self) -> Any:
         p, vla = self.params, self.bundle.vla
         tau = self.bundle.metric.tau if p["tau"] < 0 else p["tau"]
-        follow = SKIP_CONTINUE_FRAMES if p["method"] == "heisd" and p["skip_pick"] == "continue" else 0
         return build_decoder(p["method"], self.verifier, lambda: RemoteModelDrafter(self.draft_call, vla.action_dim, vla.n_bins),
-                             lambda: RetrievalDrafter(self.remote_store, vla, k=p["top_k"], follow=follow), tau,
+                             lambda follow=0: RetrievalDrafter(self.remote_store, vla, k=p["top_k"], follow=follow), tau,
                              relax_radius=p["relax_radius"], emit=p["emit_tokens"],
                              block_sum_threshold=p["block_sum_threshold"], block_max_threshold=p["block_max_threshold"],
                              skip_schedule=p["skip_schedule"], skip_count=p["skip_count"], skip_pick=p["skip_pick"],

@@ -56,7 +56,7 @@ def write_report(doc: dict, out_dir: Path) -> list[Path]:
         raise InvalidInputError("results document has no 'results' rows to report")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = [plots.latency_cdf(rows, out / "latency_cdf.png"), plots.speedup_bars(rows, out / "speedup.png", "mean")]
+    files = [plots.latency_cdf(rows, out / "latency_cdf.png"), plots.speedup_bars(rows, out / "speedup.png")]
     traces = doc.get("traces") or []
     if traces:
         files.append(plots.branch_timeline(traces[0], out / "branch_timeline.png"))
